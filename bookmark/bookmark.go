@@ -1,0 +1,291 @@
+// Package bookmark owns a table's progress through its source folder: which
+// raw objects have been applied, and the token of the table commit that
+// applied them.
+//
+// The table is the truth, the bookmark its index. Each run records its token
+// in the snapshot it commits; the bookmark is saved twice around that commit:
+// first with the run's files as Pending, then, after the commit, with them
+// folded into Files. Reconcile compares a loaded state with the token of the
+// table's last icemerge commit and so recognises a run that died between the
+// commit and the second save (its pending files are applied: finalise) or
+// before the commit (they are not: discard). A bookmark is never ahead of the
+// table: Files only ever holds files whose commit the table shows.
+//
+// The package does not read the table or the source; it is given the token
+// and the listing.
+package bookmark
+
+import (
+	"bytes"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	"github.com/icemerge/icemerge/merge"
+)
+
+// Format is the version of the stored state.
+const Format = 1
+
+// FileInfo identifies the version of a source object that was applied.
+type FileInfo struct {
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+	ETag    string    `json:"etag,omitempty"`
+	// Applied is when the run that applied the object started.
+	Applied time.Time `json:"applied"`
+}
+
+// Pending is a run that saved its files before committing.
+type Pending struct {
+	Token   string              `json:"token"`
+	Started time.Time           `json:"started"`
+	Files   map[string]FileInfo `json:"files"`
+	// Tombstones is the whole tombstone set once the run commits; nil
+	// leaves the state's as it is.
+	Tombstones map[string]Tombstone `json:"tombstones,omitempty"`
+}
+
+// Tombstone is a key deleted by a committed run: Order is the delete's
+// order value (merge's order-preserving encoding), At when it was recorded.
+// The map key is the base64 of merge's key encoding.
+type Tombstone struct {
+	Order []byte    `json:"o"`
+	At    time.Time `json:"at"`
+}
+
+// State is a table's bookmark.
+type State struct {
+	Format int    `json:"format"`
+	Table  string `json:"table"`
+	// Token is the token of the last run whose commit the table shows; empty
+	// for a new bookmark and after a reset.
+	Token string `json:"token"`
+	// Runs counts the committed runs since the bookmark was created or reset.
+	Runs int64 `json:"runs"`
+	// Settled: every source object whose key sorts at or before it has been
+	// applied, so listings start after it and Files forgets those keys.
+	Settled string              `json:"settled,omitempty"`
+	Files   map[string]FileInfo `json:"files"`
+	// Tombstones keep deleted keys for a while, so older changes arriving
+	// late do not revive them.
+	Tombstones map[string]Tombstone `json:"tombstones,omitempty"`
+	Pending    *Pending             `json:"pending,omitempty"`
+	Updated    time.Time            `json:"updated"`
+	ResetAt    *time.Time           `json:"reset_at,omitempty"`
+}
+
+// New returns a fresh state for a table.
+func New(table string) State {
+	return State{Format: Format, Table: table, Files: map[string]FileInfo{}}
+}
+
+// filesOf records objs as applied now.
+func filesOf(objs []merge.Object, now time.Time) map[string]FileInfo {
+	files := make(map[string]FileInfo, len(objs))
+	for _, o := range objs {
+		files[o.Key] = FileInfo{Size: o.Size, ModTime: o.ModTime.UTC(), ETag: o.ETag, Applied: now.UTC()}
+	}
+	return files
+}
+
+// Applied reports whether the state has applied the object: its key is
+// settled, or it was applied with the same size and ETag. A new key is
+// unprocessed whatever its name or modification time; a known key whose size
+// or ETag changed (DMS rewrote the object) is unprocessed again.
+func (s State) Applied(o merge.Object) bool {
+	if s.Settled != "" && o.Key <= s.Settled {
+		return true
+	}
+	fi, ok := s.Files[o.Key]
+	return ok && fi.Size == o.Size && (fi.ETag == "" || o.ETag == "" || fi.ETag == o.ETag)
+}
+
+// Begin returns the state to save before committing a run that applies objs
+// under token.
+func (s State) Begin(token string, objs []merge.Object, now time.Time) State {
+	s.Pending = &Pending{Token: token, Started: now.UTC(), Files: filesOf(objs, now)}
+	s.Updated = now.UTC()
+	return s
+}
+
+// Finish folds the pending run into Files: the table shows its commit.
+func (s State) Finish(now time.Time) State {
+	if s.Pending == nil {
+		return s
+	}
+	files := withFiles(s.Files, s.Pending.Files)
+	if s.Pending.Tombstones != nil {
+		s.Tombstones = s.Pending.Tombstones
+	}
+	s.Files, s.Token, s.Pending = files, s.Pending.Token, nil
+	s.Runs++
+	s.Updated = now.UTC()
+	return s
+}
+
+// Settle advances Settled over the applied CDC keys known for at least window
+// (so any object that sorts before them and was late has had that long to
+// appear and be applied) and forgets the applied keys at or before it. The
+// assumption: DMS objects appear in listings within window of the objects
+// named after them. A window of 0 or less never settles: every run lists the
+// whole folder. left are the listed objects still unprocessed (a bounded
+// run leaves some): Settled never reaches one.
+func (s State) Settle(now time.Time, window time.Duration, left []merge.Object) State {
+	if window <= 0 || s.Pending != nil {
+		return s
+	}
+	limit := now.Add(-window)
+	settled := s.Settled
+	minLeft, bounded := "", false
+	for _, o := range left {
+		if !bounded || o.Key < minLeft {
+			minLeft, bounded = o.Key, true
+		}
+	}
+	for k, fi := range s.Files {
+		// Only CDC names settle: they grow with time, while full-load
+		// names (LOAD…) sort after every CDC name yet come first.
+		if merge.Classify(k) != merge.CDC || (bounded && k >= minLeft) {
+			continue
+		}
+		if k > settled && !fi.Applied.IsZero() && !fi.Applied.After(limit) {
+			settled = k
+		}
+	}
+	if settled == s.Settled {
+		return s
+	}
+	files := make(map[string]FileInfo, len(s.Files))
+	for k, fi := range s.Files {
+		if k > settled {
+			files[k] = fi
+		}
+	}
+	s.Settled, s.Files = settled, files
+	return s
+}
+
+// Absorb marks objs applied without a commit: their changes leave the table
+// as it is (deletes of absent keys, changes older than the table's rows), so
+// the table already reflects them and the token stays.
+func (s State) Absorb(objs []merge.Object, now time.Time) State {
+	s.Files = withFiles(s.Files, filesOf(objs, now))
+	s.Updated = now.UTC()
+	return s
+}
+
+// withFiles returns a copy of files with add added; states share no maps.
+func withFiles(files, add map[string]FileInfo) map[string]FileInfo {
+	out := make(map[string]FileInfo, len(files)+len(add))
+	maps.Copy(out, files)
+	maps.Copy(out, add)
+	return out
+}
+
+// DecodedTombstones returns the tombstones as merge uses them.
+func (s State) DecodedTombstones() merge.Tombstones {
+	out := make(merge.Tombstones, len(s.Tombstones))
+	for k, t := range s.Tombstones {
+		if raw, err := base64.RawStdEncoding.DecodeString(k); err == nil {
+			out[string(raw)] = t.Order
+		}
+	}
+	return out
+}
+
+// EncodeTombstones turns merge's tombstones into the stored form, keeping
+// the recording time of unchanged ones and dropping those older than ttl
+// (ttl 0 keeps none: tombstones are off).
+func (s State) EncodeTombstones(next merge.Tombstones, now time.Time, ttl time.Duration) map[string]Tombstone {
+	out := map[string]Tombstone{}
+	if ttl <= 0 {
+		return out
+	}
+	for raw, order := range next {
+		k := base64.RawStdEncoding.EncodeToString([]byte(raw))
+		t := Tombstone{Order: order, At: now.UTC()}
+		if old, ok := s.Tombstones[k]; ok && bytes.Equal(old.Order, order) {
+			t.At = old.At
+		}
+		if now.Sub(t.At) <= ttl {
+			out[k] = t
+		}
+	}
+	return out
+}
+
+// Reset returns the state after `icemerge bookmark reset`: nothing applied,
+// so the next run processes every file again.
+func Reset(table string, now time.Time) State {
+	t := now.UTC()
+	r := New(table)
+	r.Updated, r.ResetAt = t, &t
+	return r
+}
+
+// Outcome says what Reconcile found.
+type Outcome int
+
+const (
+	// InSync: the bookmark and the table agree.
+	InSync Outcome = iota
+	// Fresh: a new or reset bookmark; every listed file is unprocessed.
+	Fresh
+	// Finalised: the last run committed but died before saving the bookmark;
+	// its files are now marked applied.
+	Finalised
+	// Discarded: the last run died before its commit; its files will be
+	// processed again.
+	Discarded
+)
+
+func (o Outcome) String() string {
+	return [...]string{"in sync", "fresh", "finalised a committed run", "discarded an uncommitted run"}[o]
+}
+
+// ErrMismatch means the table's last icemerge commit is not one the bookmark
+// knows: the table was rolled back or recreated, or another bookmark
+// location writes to it.
+var ErrMismatch = errors.New("bookmark and table disagree")
+
+// Reconcile compares the state with the token of the table's last icemerge
+// commit ("" when the table has none) and returns the state to work from.
+func Reconcile(s State, tableToken string, now time.Time) (State, Outcome, error) {
+	if p := s.Pending; p != nil {
+		switch tableToken {
+		case p.Token:
+			return s.Finish(now), Finalised, nil
+		case s.Token:
+			s.Pending = nil
+			return s, Discarded, nil
+		}
+		return s, 0, mismatch(s, tableToken)
+	}
+	switch {
+	case tableToken == s.Token:
+		return s, InSync, nil
+	case s.Token == "":
+		return s, Fresh, nil
+	}
+	return s, 0, mismatch(s, tableToken)
+}
+
+func mismatch(s State, tableToken string) error {
+	shown := tableToken
+	if shown == "" {
+		shown = "no icemerge commit"
+	}
+	return fmt.Errorf("%w: the bookmark of %s was last advanced by run %s, but the table shows %s; "+
+		"the table was rolled back or recreated, or another bookmark location writes to it: "+
+		"run `icemerge bookmark reset --table %s` to process every file again (the rerun leaves rows that are already current unchanged)",
+		ErrMismatch, s.Table, s.Token, shown, s.Table)
+}
+
+// SortedFiles lists the applied keys in order, for display.
+func (s State) SortedFiles() []string {
+	return slices.Sorted(maps.Keys(s.Files))
+}

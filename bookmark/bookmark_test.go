@@ -1,0 +1,330 @@
+package bookmark_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/catalog/testservers"
+	"github.com/icemerge/icemerge/merge"
+)
+
+var now = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+
+func obj(key string, size int64, mtime time.Time) merge.Object {
+	return merge.Object{Key: key, Size: size, ModTime: mtime}
+}
+
+// unprocessed filters a listing as a run does.
+func unprocessed(s bookmark.State, objs []merge.Object) []merge.Object {
+	var out []merge.Object
+	for _, o := range objs {
+		if !s.Applied(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+func TestUnprocessed(t *testing.T) {
+	mt := now.Add(-time.Hour)
+	s := bookmark.New("db.t").Begin("run1", []merge.Object{obj("LOAD00000001.parquet", 10, mt), obj("20240814-000002000.parquet", 20, mt)}, now).Finish(now)
+	listing := []merge.Object{
+		obj("LOAD00000001.parquet", 10, mt),
+		obj("20240814-000001000.parquet", 5, mt.Add(-time.Hour)), // late, with an older name and mtime
+		obj("20240814-000002000.parquet", 20, mt),
+		obj("20240814-000002001.parquet", 7, mt), // same mtime as processed ones
+		obj("20240814-000002000.parquet.v2", 1, mt),
+	}
+	listing[2].ETag = "x"
+	got := unprocessed(s, listing)
+	var keys []string
+	for _, o := range got {
+		keys = append(keys, o.Key)
+	}
+	want := []string{"20240814-000001000.parquet", "20240814-000002001.parquet", "20240814-000002000.parquet.v2"}
+	if !slices.Equal(keys, want) {
+		t.Errorf("Unprocessed = %v, want %v", keys, want)
+	}
+	// A processed object rewritten with another size is processed again.
+	listing[0].Size = 11
+	if got := unprocessed(s, listing[:1]); len(got) != 1 {
+		t.Errorf("a rewritten object was not picked up again")
+	}
+}
+
+func TestReconcile(t *testing.T) {
+	base := bookmark.New("db.t").Begin("run1", []merge.Object{obj("a.parquet", 1, now)}, now).Finish(now)
+	pending := base.Begin("run2", []merge.Object{obj("b.parquet", 1, now)}, now)
+	tests := []struct {
+		name       string
+		state      bookmark.State
+		tableToken string
+		want       bookmark.Outcome
+		wantFiles  []string
+		wantToken  string
+		wantErr    error
+	}{
+		{"in sync", base, "run1", bookmark.InSync, []string{"a.parquet"}, "run1", nil},
+		{"fresh bookmark, table written before", bookmark.New("db.t"), "run9", bookmark.Fresh, nil, "", nil},
+		{"fresh bookmark, new table", bookmark.New("db.t"), "", bookmark.InSync, nil, "", nil},
+		{"crash after the commit: finalise", pending, "run2", bookmark.Finalised, []string{"a.parquet", "b.parquet"}, "run2", nil},
+		{"crash before the commit: discard", pending, "run1", bookmark.Discarded, []string{"a.parquet"}, "run1", nil},
+		{"table rolled back", base, "run0", 0, nil, "", bookmark.ErrMismatch},
+		{"table recreated", base, "", 0, nil, "", bookmark.ErrMismatch},
+		{"pending, table elsewhere", pending, "run7", 0, nil, "", bookmark.ErrMismatch},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, outcome, err := bookmark.Reconcile(tc.state, tc.tableToken, now)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if outcome != tc.want || got.Token != tc.wantToken || got.Pending != nil {
+				t.Errorf("outcome %v token %q pending %v; want %v %q nil", outcome, got.Token, got.Pending, tc.want, tc.wantToken)
+			}
+			if files := got.SortedFiles(); !slices.Equal(files, tc.wantFiles) && !(len(files) == 0 && len(tc.wantFiles) == 0) {
+				t.Errorf("files %v, want %v", files, tc.wantFiles)
+			}
+		})
+	}
+}
+
+// storeSuite is what every Store must do.
+func storeSuite(t *testing.T, newStore func(t *testing.T) bookmark.Store) {
+	ctx := context.Background()
+	t.Run("missing is fresh", func(t *testing.T) {
+		s := newStore(t)
+		st, v, err := s.Load(ctx)
+		if err != nil || v != "" || st.Token != "" {
+			t.Fatalf("Load on nothing = %+v, %q, %v; want zero, \"\", nil", st, v, err)
+		}
+	})
+	t.Run("round trip", func(t *testing.T) {
+		s := newStore(t)
+		st := bookmark.New("db.t").Begin("run1", []merge.Object{obj("𠮷/😀.parquet", 3, now)}, now).Finish(now)
+		v, err := s.Save(ctx, st, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, v2, err := s.Load(ctx)
+		if err != nil || v2 != v || got.Token != "run1" || got.Files["𠮷/😀.parquet"].Size != 3 {
+			t.Fatalf("Load = %+v, %q, %v; want what was saved at %q", got, v2, err, v)
+		}
+	})
+	t.Run("compare and swap", func(t *testing.T) {
+		s := newStore(t)
+		v1, err := s.Save(ctx, bookmark.New("db.t"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Save(ctx, bookmark.New("db.t"), ""); !errors.Is(err, bookmark.ErrConflict) {
+			t.Errorf("create over an existing bookmark: err = %v, want ErrConflict", err)
+		}
+		v2, err := s.Save(ctx, bookmark.New("db.t").Begin("r", nil, now), v1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Save(ctx, bookmark.New("db.t"), v1); !errors.Is(err, bookmark.ErrConflict) {
+			t.Errorf("save from a stale version: err = %v, want ErrConflict", err)
+		}
+		if _, err := s.Save(ctx, bookmark.New("db.t"), v2); err != nil {
+			t.Errorf("save from the current version: %v", err)
+		}
+	})
+	t.Run("concurrent writers: exactly one wins", func(t *testing.T) {
+		s := newStore(t)
+		v, err := s.Save(ctx, bookmark.New("db.t"), "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		wins := 0
+		for i := range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if _, err := s.Save(ctx, bookmark.New("db.t").Begin(string(rune('a'+i)), nil, now), v); err == nil {
+					mu.Lock()
+					wins++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+		if wins != 1 {
+			t.Errorf("%d writers won from one version, want 1", wins)
+		}
+	})
+}
+
+func TestFileStore(t *testing.T) {
+	storeSuite(t, func(t *testing.T) bookmark.Store { return bookmark.NewFileStore(t.TempDir(), "db.t") })
+}
+
+func TestFileStoreCorrupt(t *testing.T) {
+	s := bookmark.NewFileStore(t.TempDir(), "db.t")
+	if _, err := s.Save(context.Background(), bookmark.New("db.t"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.Location(), []byte("not gzip"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, v, err := s.Load(context.Background())
+	if !errors.Is(err, bookmark.ErrCorrupt) {
+		t.Fatalf("err = %v, want ErrCorrupt", err)
+	}
+	// reset must be able to replace a corrupt bookmark
+	if _, err := s.Save(context.Background(), bookmark.Reset("db.t", now), v); err != nil {
+		t.Fatalf("replacing a corrupt bookmark: %v", err)
+	}
+}
+
+func TestMain(m *testing.M) { testservers.Main(m) }
+
+func TestS3Store(t *testing.T) {
+	srv := testservers.MinIO(t)
+	client := s3.NewFromConfig(srv.Config(t, nil))
+	storeSuite(t, func(t *testing.T) bookmark.Store {
+		return bookmark.NewS3Store(client, srv.NewBucket(t), "warehouse/_icemerge", "db.t")
+	})
+	lockSuite(t, func(t *testing.T) *bookmark.Bookmarks {
+		return bookmark.NewS3Store(client, srv.NewBucket(t), "warehouse/_icemerge", "db.t")
+	})
+}
+
+func TestFileLock(t *testing.T) {
+	lockSuite(t, func(t *testing.T) *bookmark.Bookmarks { return bookmark.NewFileStore(t.TempDir(), "db.t") })
+}
+
+// lockSuite is what every run lock must do.
+func lockSuite(t *testing.T, newStore func(t *testing.T) *bookmark.Bookmarks) {
+	ctx := context.Background()
+	clock := now
+	tick := func() time.Time { return clock }
+	t.Run("one holder at a time", func(t *testing.T) {
+		b := newStore(t)
+		l, err := b.Lock(ctx, "a", time.Minute, tick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Lock(ctx, "b", time.Minute, tick); !errors.Is(err, bookmark.ErrLocked) || !strings.Contains(err.Error(), "a holds") {
+			t.Fatalf("second Lock: err = %v, want ErrLocked naming holder a", err)
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := b.Lock(ctx, "b", time.Minute, tick); err != nil {
+			t.Fatalf("Lock after Release: %v", err)
+		}
+	})
+	t.Run("an expired lease is taken over, and the old holder knows", func(t *testing.T) {
+		b := newStore(t)
+		old, err := b.Lock(ctx, "dead", time.Minute, tick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(2 * time.Minute)
+		defer func() { clock = now }()
+		if _, err := b.Lock(ctx, "next", time.Minute, tick); err != nil {
+			t.Fatalf("Lock over an expired lease: %v", err)
+		}
+		if err := old.Renew(ctx); !errors.Is(err, bookmark.ErrLostLock) {
+			t.Errorf("Renew by the old holder: err = %v, want ErrLostLock", err)
+		}
+		if err := old.Release(ctx); err != nil {
+			t.Errorf("Release by the old holder must not free the new one's lock: %v", err)
+		}
+		if _, err := b.Lock(ctx, "third", time.Minute, tick); !errors.Is(err, bookmark.ErrLocked) {
+			t.Errorf("the new holder's lock was freed: %v", err)
+		}
+	})
+	t.Run("renewal extends the lease", func(t *testing.T) {
+		b := newStore(t)
+		l, err := b.Lock(ctx, "a", time.Minute, tick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(50 * time.Second)
+		defer func() { clock = now }()
+		if err := l.Renew(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock = clock.Add(50 * time.Second) // past the first lease, within the renewed one
+		if _, err := b.Lock(ctx, "b", time.Minute, tick); !errors.Is(err, bookmark.ErrLocked) {
+			t.Errorf("Lock within a renewed lease: err = %v, want ErrLocked", err)
+		}
+	})
+}
+
+func TestSettle(t *testing.T) {
+	old := now.Add(-time.Hour)
+	s := bookmark.New("db.t").Begin("r1", []merge.Object{
+		obj("LOAD00000001.parquet", 1, old),
+		obj("2024/08/14/20240814-000001000.parquet", 1, old),
+		obj("2024/08/14/20240814-000002000.parquet", 1, old),
+	}, old).Finish(old)
+	s = s.Begin("r2", []merge.Object{obj("2024/08/14/20240814-000003000.parquet", 1, now)}, now).Finish(now)
+
+	got := s.Settle(now, 15*time.Minute, nil)
+	if got.Settled != "2024/08/14/20240814-000002000.parquet" {
+		t.Fatalf("Settled = %q, want the newest CDC key applied over 15 minutes ago", got.Settled)
+	}
+	if _, ok := got.Files["2024/08/14/20240814-000001000.parquet"]; ok || len(got.Files) != 2 {
+		t.Errorf("Files %v: want the settled keys forgotten, LOAD and the recent key kept", got.SortedFiles())
+	}
+	// A new CDC file, and a late one named before the recent key, are still
+	// unprocessed; what is settled is applied.
+	for key, want := range map[string]bool{
+		"2024/08/14/20240814-000004000.parquet": false,
+		"2024/08/14/20240814-000002500.parquet": false,
+		"2024/08/14/20240814-000001000.parquet": true,
+		"LOAD00000001.parquet":                  true,
+	} {
+		if applied := got.Applied(obj(key, 1, now)); applied != want {
+			t.Errorf("Applied(%s) = %v, want %v", key, applied, want)
+		}
+	}
+	// A bounded run left an older key unprocessed: Settled stays below it.
+	left := []merge.Object{obj("2024/08/14/20240814-000001500.parquet", 1, old)}
+	if got := s.Settle(now, 15*time.Minute, left); got.Settled != "2024/08/14/20240814-000001000.parquet" {
+		t.Errorf("bounded: Settled = %q, want it below the unprocessed key", got.Settled)
+	}
+	if got := s.Settle(now, 0, nil); got.Settled != "" {
+		t.Errorf("window 0 settled %q", got.Settled)
+	}
+}
+
+func TestTombstonesEncodeAndExpire(t *testing.T) {
+	s := bookmark.New("db.t")
+	day := 24 * time.Hour
+	s.Tombstones = s.EncodeTombstones(merge.Tombstones{"\x00k1": {1}, "k2": {2}}, now.Add(-3*day), 7*day)
+	if got := s.DecodedTombstones(); len(got) != 2 || string(got["\x00k1"]) != "\x01" {
+		t.Fatalf("round trip: %v", got)
+	}
+	// k1 unchanged keeps its time, k2 changed is recorded anew, and after
+	// eight days k1 has expired.
+	later := s.EncodeTombstones(merge.Tombstones{"\x00k1": {1}, "k2": {3}}, now.Add(5*day), 7*day)
+	s.Tombstones = later
+	if got := s.DecodedTombstones(); len(got) != 1 || string(got["k2"]) != "\x03" {
+		t.Errorf("after expiry: %v, want only k2", got)
+	}
+	if got := s.EncodeTombstones(merge.Tombstones{"k": {1}}, now, 0); len(got) != 0 {
+		t.Errorf("ttl 0 kept %d tombstones", len(got))
+	}
+}

@@ -1,0 +1,164 @@
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/iceberg-go"
+	"github.com/apache/iceberg-go/table"
+)
+
+// icebergType maps a stored Arrow type (see merge.StoredType) to Iceberg.
+func icebergType(dt arrow.DataType) (iceberg.Type, error) {
+	switch t := dt.(type) {
+	case *arrow.Int32Type:
+		return iceberg.PrimitiveTypes.Int32, nil
+	case *arrow.Int64Type:
+		return iceberg.PrimitiveTypes.Int64, nil
+	case *arrow.Float32Type:
+		return iceberg.PrimitiveTypes.Float32, nil
+	case *arrow.Float64Type:
+		return iceberg.PrimitiveTypes.Float64, nil
+	case *arrow.BooleanType:
+		return iceberg.PrimitiveTypes.Bool, nil
+	case *arrow.StringType:
+		return iceberg.PrimitiveTypes.String, nil
+	case *arrow.BinaryType:
+		return iceberg.PrimitiveTypes.Binary, nil
+	case *arrow.Date32Type:
+		return iceberg.PrimitiveTypes.Date, nil
+	case *arrow.TimestampType:
+		if t.TimeZone != "" {
+			return iceberg.PrimitiveTypes.TimestampTz, nil
+		}
+		return iceberg.PrimitiveTypes.Timestamp, nil
+	case *arrow.Decimal128Type:
+		if t.Precision < 1 || t.Precision > 38 || t.Scale < 0 || t.Scale > t.Precision {
+			return nil, fmt.Errorf("decimal(%d,%d) does not fit Iceberg's decimal(p<=38)", t.Precision, t.Scale)
+		}
+		return iceberg.DecimalTypeOf(int(t.Precision), int(t.Scale)), nil
+	}
+	return nil, fmt.Errorf("no Iceberg type for %s", dt)
+}
+
+// arrowType maps an Iceberg column type back to the stored Arrow type.
+func arrowType(t iceberg.Type) (arrow.DataType, error) {
+	switch t := t.(type) {
+	case iceberg.Int32Type:
+		return arrow.PrimitiveTypes.Int32, nil
+	case iceberg.Int64Type:
+		return arrow.PrimitiveTypes.Int64, nil
+	case iceberg.Float32Type:
+		return arrow.PrimitiveTypes.Float32, nil
+	case iceberg.Float64Type:
+		return arrow.PrimitiveTypes.Float64, nil
+	case iceberg.BooleanType:
+		return arrow.FixedWidthTypes.Boolean, nil
+	case iceberg.StringType:
+		return arrow.BinaryTypes.String, nil
+	case iceberg.BinaryType:
+		return arrow.BinaryTypes.Binary, nil
+	case iceberg.DateType:
+		return arrow.FixedWidthTypes.Date32, nil
+	case iceberg.TimestampType:
+		return &arrow.TimestampType{Unit: arrow.Microsecond}, nil
+	case iceberg.TimestampTzType:
+		return &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, nil
+	case iceberg.DecimalType:
+		return &arrow.Decimal128Type{Precision: int32(t.Precision()), Scale: int32(t.Scale())}, nil
+	}
+	return nil, fmt.Errorf("icemerge cannot write Iceberg type %s", t)
+}
+
+// IcebergSchema builds the schema of a new table from a stored Arrow schema:
+// field IDs from 1, key columns required and the identifier fields.
+func IcebergSchema(sc *arrow.Schema, keys []string) (*iceberg.Schema, error) {
+	fields := make([]iceberg.NestedField, 0, sc.NumFields())
+	var ids []int
+	for i, f := range sc.Fields() {
+		t, err := icebergType(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", f.Name, err)
+		}
+		isKey := slices.Contains(keys, f.Name)
+		fields = append(fields, iceberg.NestedField{ID: i + 1, Name: f.Name, Type: t, Required: isKey})
+		if isKey {
+			ids = append(ids, i+1)
+		}
+	}
+	for _, k := range keys {
+		if len(sc.FieldIndices(k)) == 0 {
+			return nil, fmt.Errorf("key column %q is not in the source files (columns: %v)", k, fieldNames(sc))
+		}
+	}
+	// Identifier fields in --key order.
+	slices.SortFunc(ids, func(a, b int) int {
+		return slices.Index(keys, sc.Field(a-1).Name) - slices.Index(keys, sc.Field(b-1).Name)
+	})
+	return iceberg.NewSchemaWithIdentifiers(0, ids, fields...), nil
+}
+
+func fieldNames(sc *arrow.Schema) []string {
+	var names []string
+	for _, f := range sc.Fields() {
+		names = append(names, f.Name)
+	}
+	return names
+}
+
+// StoredSchema is the Arrow schema of a table's rows as merge handles them.
+func StoredSchema(sc *iceberg.Schema) (*arrow.Schema, error) {
+	fields := make([]arrow.Field, 0, sc.NumFields())
+	for _, f := range sc.Fields() {
+		t, err := arrowType(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("table column %q: %w", f.Name, err)
+		}
+		fields = append(fields, arrow.Field{Name: f.Name, Type: t, Nullable: !f.Required})
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// Keys returns the names of the table's identifier fields, in order.
+func Keys(sc *iceberg.Schema) []string {
+	var keys []string
+	for _, id := range sc.IdentifierFieldIDs {
+		if f, ok := sc.FindFieldByID(id); ok {
+			keys = append(keys, f.Name)
+		}
+	}
+	return keys
+}
+
+// Evolve adds the columns adds (optional) and widens the columns in widen
+// to their new types, in one schema-only commit (no snapshot: readers see
+// the new columns as null). The run's data commit follows.
+func (c *Catalog) Evolve(ctx context.Context, tbl *table.Table, adds []arrow.Field, widen map[string]arrow.DataType) (*table.Table, error) {
+	tx := tbl.NewTransaction()
+	us := tx.UpdateSchema(true, false)
+	for _, f := range adds {
+		t, err := icebergType(f.Type)
+		if err != nil {
+			return nil, fmt.Errorf("new column %q: %w", f.Name, err)
+		}
+		us.AddColumn([]string{f.Name}, t, "", false, nil)
+	}
+	for _, name := range slices.Sorted(maps.Keys(widen)) {
+		t, err := icebergType(widen[name])
+		if err != nil {
+			return nil, fmt.Errorf("column %q: %w", name, err)
+		}
+		us.UpdateColumn([]string{name}, table.ColumnUpdate{FieldType: iceberg.Optional[iceberg.Type]{Val: t, Valid: true}})
+	}
+	if err := us.Commit(); err != nil {
+		return nil, fmt.Errorf("evolving the schema of %s: %w", Name(tbl), err)
+	}
+	out, err := tx.Commit(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("committing the schema change of %s: %w (nothing else was written; rerun)", Name(tbl), err)
+	}
+	return out, nil
+}

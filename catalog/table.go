@@ -1,0 +1,495 @@
+package catalog
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"iter"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/iceberg-go"
+	icecat "github.com/apache/iceberg-go/catalog"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/table"
+	"github.com/google/uuid"
+)
+
+// Snapshot summary and table property keys icemerge writes. The token is
+// also kept as a table property so it survives the expiry of the snapshot
+// that recorded it (Athena VACUUM) and commits by other writers.
+const (
+	KeyToken        = "icemerge.bookmark-token"
+	KeyRunID        = "icemerge.run-id"
+	KeySourceFiles  = "icemerge.source-files"
+	KeySourceRows   = "icemerge.source-rows"
+	KeySourceInsert = "icemerge.source-inserts"
+	KeySourceUpdate = "icemerge.source-updates"
+	KeySourceDelete = "icemerge.source-deletes"
+	KeyRowsWritten  = "icemerge.rows-written"
+	KeyRowsDeleted  = "icemerge.rows-deleted"
+	KeyStale        = "icemerge.stale-changes"
+)
+
+// Properties of the tables icemerge creates.
+var createProps = iceberg.Properties{
+	"format-version":                  "2",
+	"commit.manifest-merge.enabled":   "true",
+	"write.delete.mode":               "merge-on-read",
+	"write.update.mode":               "merge-on-read",
+	"write.merge.mode":                "merge-on-read",
+	"write.parquet.compression-codec": "zstd",
+	// icemerge re-plans a conflicting commit itself (the rows it replaces may
+	// have changed); a blind replay by the library would not re-check them.
+	"commit.retry.num-retries": "0",
+}
+
+// Load loads a table; ok is false when it does not exist.
+func (c *Catalog) Load(ctx context.Context, ident table.Identifier) (*table.Table, bool, error) {
+	tbl, err := c.LoadTable(ctx, ident)
+	switch {
+	case errors.Is(err, icecat.ErrNoSuchTable), errors.Is(err, icecat.ErrNoSuchNamespace):
+		return nil, false, nil
+	case err != nil:
+		return nil, false, fmt.Errorf("loading table %s: %w", ident, err)
+	}
+	return tbl, true, nil
+}
+
+// Create creates an unpartitioned format-v2 table, and its namespace when
+// missing.
+func (c *Catalog) Create(ctx context.Context, ident table.Identifier, sc *iceberg.Schema) (*table.Table, error) {
+	ns := table.Identifier{ident[0]}
+	if err := c.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, icecat.ErrNamespaceAlreadyExists) {
+		return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
+	}
+	// An explicit location, so both catalogs lay tables out alike:
+	// <warehouse>/<namespace>.db/<name>.
+	loc := strings.TrimSuffix(c.warehouse, "/") + "/" + ident[0] + ".db/" + ident[1]
+	tbl, err := c.CreateTable(ctx, ident, sc, icecat.WithProperties(maps.Clone(createProps)), icecat.WithLocation(loc))
+	if err != nil {
+		return nil, fmt.Errorf("creating table %s: %w", ident, err)
+	}
+	return tbl, nil
+}
+
+// LastToken returns the bookmark token of the table's last icemerge commit:
+// from the newest snapshot in the current ancestry that carries one, else
+// from the table property (the snapshot may have been expired).
+func LastToken(tbl *table.Table) string {
+	md := tbl.Metadata()
+	for s := md.CurrentSnapshot(); s != nil; {
+		if s.Summary != nil {
+			if t, ok := s.Summary.Properties[KeyToken]; ok {
+				return t
+			}
+		}
+		if s.ParentSnapshotID == nil {
+			break
+		}
+		s = md.SnapshotByID(*s.ParentSnapshotID)
+	}
+	return tbl.Properties()[KeyToken]
+}
+
+// Position delete file columns, with their reserved field IDs.
+const (
+	fieldFilePath = 2147483546
+	fieldPos      = 2147483545
+)
+
+// LiveRowsFunc receives the live rows of one data file: cols holds the
+// requested columns of rows firstPos… of the file at path; rows for which
+// deleted reports true are deleted by the table's position deletes.
+type LiveRowsFunc func(path string, cols []arrow.Array, firstPos int64, deleted func(int64) bool) error
+
+// ScanLive reads the named columns of every data file of the current
+// snapshot, with the positions of its rows, for finding the rows a batch
+// replaces. Only these columns are read.
+func ScanLive(ctx context.Context, tbl *table.Table, cols []string, fn LiveRowsFunc) error {
+	if tbl.CurrentSnapshot() == nil {
+		return nil
+	}
+	if !tbl.Spec().IsUnpartitioned() {
+		return fmt.Errorf("table %s is partitioned: icemerge writes unpartitioned tables only", Name(tbl))
+	}
+	scan := tbl.Scan(table.WithSelectedFields(cols...))
+	tasks, err := scan.PlanFiles(ctx)
+	if err != nil {
+		return fmt.Errorf("planning scan of %s: %w", Name(tbl), err)
+	}
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return fmt.Errorf("opening the file system of %s: %w", Name(tbl), err)
+	}
+	sc := tbl.Schema()
+	ids := make([]int, len(cols))
+	for i, c := range cols {
+		f, ok := sc.FindFieldByName(c)
+		if !ok {
+			return fmt.Errorf("table %s has no column %q", Name(tbl), c)
+		}
+		ids[i] = f.ID
+	}
+	deleteCache := map[string]map[string][]int64{} // delete file → data file → positions
+	seen := map[string]bool{}
+	for _, task := range tasks {
+		path := task.File.FilePath()
+		if seen[path] {
+			continue // a split of a file already read whole
+		}
+		seen[path] = true
+		var deleted []int64
+		for _, df := range task.DeleteFiles {
+			if df.ContentType() != iceberg.EntryContentPosDeletes || table.IsDeletionVector(df) {
+				return fmt.Errorf("table %s has %s delete file %s: icemerge reads position deletes only; compact the table (Athena OPTIMIZE) first",
+					Name(tbl), df.ContentType(), df.FilePath())
+			}
+			byFile, ok := deleteCache[df.FilePath()]
+			if !ok {
+				if byFile, err = readPositionDeletes(ctx, fs, df.FilePath()); err != nil {
+					return err
+				}
+				deleteCache[df.FilePath()] = byFile
+			}
+			deleted = append(deleted, byFile[path]...)
+		}
+		slices.Sort(deleted)
+		isDeleted := func(pos int64) bool { _, ok := slices.BinarySearch(deleted, pos); return ok }
+		if err := readColumns(ctx, fs, path, ids, func(arrs []arrow.Array, first int64) error {
+			return fn(path, arrs, first, isDeleted)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// readColumns reads the columns with the given field IDs from a data file,
+// one row group at a time; a column the file lacks (added later) reads as
+// nulls.
+func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, fn func([]arrow.Array, int64) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("reading table data file %s: corrupt Parquet: %v", path, p)
+		}
+	}()
+	f, err := fs.Open(path)
+	if err != nil {
+		return fmt.Errorf("opening table data file %s: %w", path, err)
+	}
+	defer f.Close()
+	pf, err := file.NewParquetReader(f)
+	if err != nil {
+		return fmt.Errorf("reading table data file %s: %w", path, err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{BatchSize: 64 * 1024}, memory.DefaultAllocator)
+	if err != nil {
+		return fmt.Errorf("reading table data file %s: %w", path, err)
+	}
+	leaf := map[int]int{}
+	psc := pf.MetaData().Schema
+	for i := 0; i < psc.NumColumns(); i++ {
+		leaf[int(psc.Column(i).SchemaNode().FieldID())] = i
+	}
+	var present []int
+	for _, id := range ids {
+		if i, ok := leaf[id]; ok {
+			present = append(present, i)
+		}
+	}
+	var first int64
+	for rg := 0; rg < pf.NumRowGroups(); rg++ {
+		n := pf.MetaData().RowGroup(rg).NumRows()
+		tbl, err := fr.ReadRowGroups(ctx, present, []int{rg})
+		if err != nil {
+			return fmt.Errorf("reading table data file %s: %w", path, err)
+		}
+		arrs := make([]arrow.Array, len(ids))
+		var release []arrow.Array
+		j := 0
+		for i, id := range ids {
+			if _, ok := leaf[id]; !ok {
+				arrs[i] = array.MakeArrayOfNull(memory.DefaultAllocator, arrow.Null, int(n))
+			} else {
+				arrs[i], err = array.Concatenate(tbl.Column(j).Data().Chunks(), memory.DefaultAllocator)
+				j++
+				if err != nil {
+					tbl.Release()
+					return fmt.Errorf("reading table data file %s: %w", path, err)
+				}
+			}
+			release = append(release, arrs[i])
+		}
+		tbl.Release()
+		err = fn(arrs, first)
+		for _, a := range release {
+			a.Release()
+		}
+		if err != nil {
+			return err
+		}
+		first += n
+	}
+	return nil
+}
+
+// readPositionDeletes reads a position delete file into data file → sorted
+// positions.
+func readPositionDeletes(ctx context.Context, fs iceio.IO, path string) (map[string][]int64, error) {
+	out := map[string][]int64{}
+	err := readColumns(ctx, fs, path, []int{fieldFilePath, fieldPos}, func(arrs []arrow.Array, _ int64) error {
+		paths, ok1 := arrs[0].(*array.String)
+		pos, ok2 := arrs[1].(*array.Int64)
+		if !ok1 || !ok2 {
+			return fmt.Errorf("position delete file %s: unexpected column types %s, %s", path, arrs[0].DataType(), arrs[1].DataType())
+		}
+		for i := 0; i < paths.Len(); i++ {
+			p := paths.Value(i)
+			out[p] = append(out[p], pos.Value(i))
+		}
+		return nil
+	})
+	return out, err
+}
+
+// Change is what one run commits.
+type Change struct {
+	Records iter.Seq2[arrow.RecordBatch, error] // rows to write, in the table's stored schema
+	Deletes map[string][]int64                  // data file → sorted positions
+}
+
+// Prepared is a change whose data and delete files are written and which
+// can now be committed. Nothing references the files until the commit:
+// if the run dies here they are orphans, invisible to readers.
+type Prepared struct {
+	tbl         *table.Table
+	dataFiles   []iceberg.DataFile
+	deleteFiles []iceberg.DataFile
+}
+
+// Prepare writes the change's data files and its one position delete file.
+func (c *Catalog) Prepare(ctx context.Context, tbl *table.Table, ch Change) (*Prepared, error) {
+	p := &Prepared{tbl: tbl}
+	var err error
+	if p.dataFiles, err = writeData(ctx, tbl, ch); err != nil {
+		return nil, err
+	}
+	if len(ch.Deletes) > 0 {
+		df, err := writePositionDeletes(ctx, tbl, ch.Deletes)
+		if err != nil {
+			return nil, err
+		}
+		p.deleteFiles = append(p.deleteFiles, df)
+	}
+	return p, nil
+}
+
+// ErrCommitConflict means another writer committed to the table between
+// this run's read and its commit; nothing was committed and the run can be
+// planned again.
+var ErrCommitConflict = errors.New("the table changed during the run")
+
+// Commit commits the prepared files as one snapshot whose summary holds
+// summary and the run's token, and sets the token property in the same
+// commit. When the outcome is unknown (an error after the request was
+// sent) it reloads the table and reports success if the table shows the
+// token: the commit happened.
+func (c *Catalog) Commit(ctx context.Context, p *Prepared, token string, summary map[string]string) (*table.Table, error) {
+	tbl := p.tbl
+	props := iceberg.Properties{KeyToken: token}
+	maps.Copy(props, summary)
+	tx := tbl.NewTransaction()
+	rd := tx.NewRowDelta(props)
+	rd.AddRows(p.dataFiles...)
+	rd.AddDeletes(p.deleteFiles...)
+	if err := rd.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("staging the commit of %s: %w", Name(tbl), err)
+	}
+	if err := tx.SetProperties(iceberg.Properties{KeyToken: token}); err != nil {
+		return nil, fmt.Errorf("staging the commit of %s: %w", Name(tbl), err)
+	}
+	committed, err := tx.Commit(ctx)
+	if err == nil {
+		return committed, nil
+	}
+	// The catalog may have applied the commit even though we got an error
+	// (a timeout, a retried request that met its own first attempt): the
+	// table is the judge.
+	reloaded, found, lerr := c.Load(context.WithoutCancel(ctx), tbl.Identifier())
+	if lerr == nil && found && LastToken(reloaded) == token {
+		c.log.Warn("the commit reported an error but the table shows this run's token: it committed",
+			"table", Name(tbl), "token", token, "error", err)
+		return reloaded, nil
+	}
+	// Another writer moved the table on (the catalogs report a failed
+	// requirement in different ways): the run can re-plan against it.
+	if errors.Is(err, table.ErrCommitFailed) || (lerr == nil && found && snapshotID(reloaded) != snapshotID(tbl)) {
+		return nil, fmt.Errorf("%w: %w", ErrCommitConflict, err)
+	}
+	if lerr != nil {
+		return nil, fmt.Errorf("committing to %s: %w; and reloading it to check the outcome failed: %w (rerun: the next run finds out whether this one committed)", Name(tbl), err, lerr)
+	}
+	return nil, fmt.Errorf("committing to %s: %w (nothing was committed; rerun)", Name(tbl), err)
+}
+
+// Name is the table's NAMESPACE.NAME, for messages.
+func Name(t *table.Table) string { return strings.Join(t.Identifier(), ".") }
+
+func snapshotID(t *table.Table) int64 {
+	if s := t.CurrentSnapshot(); s != nil {
+		return s.SnapshotID
+	}
+	return 0
+}
+
+func writeData(ctx context.Context, tbl *table.Table, ch Change) ([]iceberg.DataFile, error) {
+	if ch.Records == nil {
+		return nil, nil
+	}
+	sc, err := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
+	if err != nil {
+		return nil, fmt.Errorf("table schema of %s: %w", Name(tbl), err)
+	}
+	// Same columns and types as the stored schema, with the field IDs the
+	// writer maps them by.
+	records := func(yield func(arrow.RecordBatch, error) bool) {
+		for rec, err := range ch.Records {
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			out := array.NewRecordBatch(sc, rec.Columns(), rec.NumRows())
+			rec.Release()
+			if !yield(out, nil) {
+				return
+			}
+		}
+	}
+	var files []iceberg.DataFile
+	for df, err := range table.WriteRecords(ctx, tbl, sc, records) {
+		if err != nil {
+			return nil, fmt.Errorf("writing data files of %s: %w", Name(tbl), err)
+		}
+		files = append(files, df)
+	}
+	return files, nil
+}
+
+var posDeleteSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "file_path", Type: arrow.BinaryTypes.String, Metadata: arrow.NewMetadata([]string{"PARQUET:field_id"}, []string{strconv.Itoa(fieldFilePath)})},
+	{Name: "pos", Type: arrow.PrimitiveTypes.Int64, Metadata: arrow.NewMetadata([]string{"PARQUET:field_id"}, []string{strconv.Itoa(fieldPos)})},
+}, nil)
+
+type countingWriter struct {
+	w io.Writer
+	n int64
+}
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// writePositionDeletes writes one Parquet position delete file (format v2,
+// what Athena reads) with the rows sorted by file and position.
+func writePositionDeletes(ctx context.Context, tbl *table.Table, deletes map[string][]int64) (iceberg.DataFile, error) {
+	fs, err := tbl.FS(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("opening the file system of %s: %w", Name(tbl), err)
+	}
+	wfs, ok := fs.(iceio.WriteFileIO)
+	if !ok {
+		return nil, fmt.Errorf("the file system of %s is read-only", Name(tbl))
+	}
+	lp, err := tbl.LocationProvider()
+	if err != nil {
+		return nil, fmt.Errorf("locations of %s: %w", Name(tbl), err)
+	}
+	location := lp.NewDataLocation(fmt.Sprintf("%s-deletes.parquet", uuid.New()))
+
+	paths := slices.Sorted(maps.Keys(deletes))
+	pb := array.NewStringBuilder(memory.DefaultAllocator)
+	defer pb.Release()
+	ib := array.NewInt64Builder(memory.DefaultAllocator)
+	defer ib.Release()
+	var rows int64
+	for _, p := range paths {
+		for _, pos := range deletes[p] {
+			pb.Append(p)
+			ib.Append(pos)
+			rows++
+		}
+	}
+	pa, ia := pb.NewArray(), ib.NewArray()
+	defer pa.Release()
+	defer ia.Release()
+	rec := array.NewRecordBatch(posDeleteSchema, []arrow.Array{pa, ia}, rows)
+	defer rec.Release()
+
+	out, err := wfs.Create(location)
+	if err != nil {
+		return nil, fmt.Errorf("creating position delete file %s: %w", location, err)
+	}
+	cw := &countingWriter{w: out}
+	w, err := pqarrow.NewFileWriter(posDeleteSchema, cw,
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd)),
+		pqarrow.DefaultWriterProps())
+	if err != nil {
+		out.Close()
+		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
+	}
+	if err := w.Write(rec); err != nil {
+		w.Close()
+		out.Close()
+		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
+	}
+	if err := w.Close(); err != nil {
+		out.Close()
+		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
+	}
+	// The Parquet writer does not close what it writes to (the counting
+	// wrapper hides it); closing is what uploads an S3 object.
+	if err := out.Close(); err != nil {
+		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
+	}
+
+	first, last := paths[0], paths[len(paths)-1]
+	b, err := iceberg.NewDataFileBuilder(*iceberg.UnpartitionedSpec, iceberg.EntryContentPosDeletes, location,
+		iceberg.ParquetFile, nil, nil, nil, rows, cw.n)
+	if err != nil {
+		return nil, fmt.Errorf("describing position delete file %s: %w", location, err)
+	}
+	minPos, maxPos := deletes[first][0], deletes[first][0]
+	for _, ps := range deletes {
+		minPos, maxPos = min(minPos, ps[0]), max(maxPos, ps[len(ps)-1])
+	}
+	b.ValueCounts(map[int]int64{fieldFilePath: rows, fieldPos: rows}).
+		NullValueCounts(map[int]int64{fieldFilePath: 0, fieldPos: 0}).
+		LowerBoundValues(map[int][]byte{fieldFilePath: []byte(first), fieldPos: littleEndian(minPos)}).
+		UpperBoundValues(map[int][]byte{fieldFilePath: []byte(last), fieldPos: littleEndian(maxPos)})
+	if len(paths) == 1 {
+		b.ReferencedDataFile(first)
+	}
+	return b.Build(), nil
+}
+
+func littleEndian(v int64) []byte {
+	b := make([]byte, 8)
+	for i := range 8 {
+		b[i] = byte(uint64(v) >> (8 * i))
+	}
+	return b
+}

@@ -1,0 +1,71 @@
+// Package testservers runs the real servers icemerge's integration tests
+// talk to — MinIO for S3 and moto for Glue — and injects faults between the
+// AWS SDK and them. It owns those processes and nothing else: it must not be
+// imported by non-test code, and it knows nothing of tables or bookmarks.
+//
+// # Servers
+//
+// [MinIO] and [Moto] start one server each per test process, on the first
+// call, on a free 127.0.0.1 port with a fresh temporary directory, and
+// return the same server to every later caller; tests keep apart by using
+// their own bucket ([S3.NewBucket]) or Glue database ([Glue.NewDatabase]).
+//
+//   - MinIO is the binary named by ICEMERGE_MINIO_BIN, else bin/minio in the
+//     module root (the directory with go.mod above the working directory),
+//     which `make minio` builds, else minio on PATH. It is ready when
+//     /minio/health/live answers 200.
+//   - moto is ICEMERGE_MOTO_BIN, else moto_server on PATH. It is ready when
+//     GET / answers.
+//
+// Either has 60 s to become ready. A server that cannot be found or started
+// skips the test, with the reason and the server's log tail; with CI=true
+// the test fails instead, since in CI a missing server is a broken setup,
+// not an optional dependency.
+//
+// A package using the servers calls [Main] from TestMain, which stops them
+// (SIGTERM, then SIGKILL) and removes their directories after the tests.
+// Each server also runs in its own process group with Pdeathsig SIGKILL, so
+// it dies with the test process even when that is killed or times out.
+//
+// # AWS configuration
+//
+// [S3.Env] and [Glue.Env] give the standard variables (AWS_ENDPOINT_URL_S3,
+// AWS_ENDPOINT_URL_GLUE, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+// AWS_REGION) for a subprocess such as the icemerge binary; the two maps
+// share credentials and region and merge with maps.Copy. [LoadConfig] turns
+// such a map into an aws.Config without reading or changing the process
+// environment, so parallel tests can each have their own. [AWSConfig] and
+// [S3.Config] are the shorthand for tests.
+//
+// aws.Config.BaseEndpoint is global to all services, and the SDK reads
+// AWS_ENDPOINT_URL_<SERVICE> only from the process environment and shared
+// config files. LoadConfig therefore puts the per-service endpoints into
+// aws.Config.ServiceOptions (config.WithServiceOptions), which
+// s3.NewFromConfig and glue.NewFromConfig apply after their own endpoint
+// resolution: plain s3.NewFromConfig(cfg) reaches MinIO, with path-style
+// addressing, and glue.NewFromConfig(cfg) reaches moto. Options given to
+// NewFromConfig still override them.
+//
+// # Faults
+//
+// [FaultTransport] wraps the HTTP transport of an SDK client and, following
+// [Rule]s matched with [MatchS3], [MatchGlue] or any function of the
+// request, fails a request before it is sent, after it was answered, with a
+// synthetic status ([S3ErrorBody], [GlueErrorBody]), by hanging until the
+// context ends, or by a dropped connection:
+//
+//	ft := testservers.NewFaultTransport(nil)
+//	ft.Add(testservers.Rule{Name: "commit lost", Match: testservers.MatchGlue("UpdateTable"),
+//		Action: testservers.FailAfter, Times: 1})
+//	cfg := testservers.AWSConfig(t, testservers.MinIO(t), testservers.Moto(t),
+//		&http.Client{Transport: ft})
+//
+// The SDK retries injected transport errors like real ones, RetryMaxAttempts
+// times in all.
+//
+// Behaviour of these servers that tests rely on or must work around is
+// pinned by this package's own tests: MinIO answers 412 to If-None-Match: *
+// on an existing key and never lets If-Match succeed on a missing key;
+// moto's UpdateTable does not check VersionId, so optimistic locking can
+// only be tested against a catalog that does.
+package testservers

@@ -1,0 +1,160 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/apache/iceberg-go"
+	iceio "github.com/apache/iceberg-go/io"
+	"github.com/apache/iceberg-go/utils"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/catalog"
+)
+
+// S3 and Glue calls retry throttling (503 SlowDown), 5xx, timeouts and
+// dropped connections this many times in all, with jittered exponential
+// backoff up to retryMaxBackoff, then fail.
+const (
+	retryMaxAttempts = 5
+	retryMaxBackoff  = 5 * time.Second
+	// attemptTimeout bounds one HTTP attempt, so a hung connection is
+	// retried instead of waited on forever (a 128 MB data file needs
+	// under 1 MB/s to make it).
+	attemptTimeout = 5 * time.Minute
+)
+
+// awsOptions adjust loadAWS for tests.
+type awsOptions struct {
+	wrap           func(http.RoundTripper) http.RoundTripper // decorates the HTTP transport (fault injection)
+	maxBackoff     time.Duration                             // 0: retryMaxBackoff
+	attemptTimeout time.Duration                             // 0: attemptTimeout
+}
+
+// loadAWS builds the AWS configuration from the SDK's default chain
+// (environment, shared config, instance or task role) and the standard
+// endpoint variables (AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL_GLUE), with
+// bounded retries and timeouts.
+func loadAWS(ctx context.Context, opt awsOptions) (*aws.Config, error) {
+	backoff, timeout := cmp.Or(opt.maxBackoff, retryMaxBackoff), cmp.Or(opt.attemptTimeout, attemptTimeout)
+	// The SDK's buildable client, so AWS_CA_BUNDLE and proxies work.
+	hc := awshttp.NewBuildableClient().
+		WithTimeout(timeout).
+		WithDialerOptions(func(d *net.Dialer) { d.Timeout = 10 * time.Second }).
+		WithTransportOptions(func(t *http.Transport) {
+			t.TLSHandshakeTimeout = 10 * time.Second
+			t.ResponseHeaderTimeout = 60 * time.Second // a hung request is retried, not waited on forever
+			t.MaxIdleConnsPerHost = 64
+		})
+	cfg, err := config.LoadDefaultConfig(ctx,
+		config.WithHTTPClient(hc),
+		config.WithRetryer(func() aws.Retryer {
+			return retry.NewStandard(func(o *retry.StandardOptions) {
+				o.MaxAttempts = retryMaxAttempts
+				o.MaxBackoff = backoff
+			})
+		}))
+	if err != nil {
+		return nil, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	if cfg.Region == "" {
+		return nil, errors.New("no AWS region: set AWS_REGION (or a region in the shared config)")
+	}
+	if opt.wrap != nil {
+		if bc, ok := cfg.HTTPClient.(*awshttp.BuildableClient); ok {
+			cfg.HTTPClient = &http.Client{Transport: opt.wrap(bc.GetTransport()), Timeout: bc.GetTimeout()}
+		}
+	}
+	return &cfg, nil
+}
+
+// opened is what a command talks to.
+type opened struct {
+	cat   *catalog.Catalog
+	store *bookmark.Bookmarks
+	src   Source
+}
+
+// needsAWS reports whether any setting points at S3 or Glue.
+func (c Common) needsAWS(source string) bool {
+	for _, u := range []string{c.Warehouse, c.Bookmark, source} {
+		if l, err := parseLocation(u); err == nil && l.s3 {
+			return true
+		}
+	}
+	return c.Catalog == catalog.KindGlue
+}
+
+// open opens the catalog, the bookmark store and (when source is not "")
+// the source. The returned context carries the AWS configuration:
+// iceberg-go's S3 file IO reads it from the context (utils.WithAwsConfig),
+// and this is the one place it is put there. awsCfg nil loads the default.
+func (c Common) open(ctx context.Context, log *slog.Logger, awsCfg *aws.Config, source string) (context.Context, *opened, error) {
+	if awsCfg == nil && c.needsAWS(source) {
+		var err error
+		if awsCfg, err = loadAWS(ctx, awsOptions{}); err != nil {
+			return ctx, nil, err
+		}
+	}
+	var s3c *s3.Client
+	props := iceberg.Properties{}
+	if awsCfg != nil {
+		ctx = utils.WithAwsConfig(ctx, awsCfg)
+		s3c = s3.NewFromConfig(*awsCfg, func(o *s3.Options) {
+			// A custom endpoint (MinIO, LocalStack) needs path-style
+			// addressing; AWS itself takes virtual-hosted style.
+			o.UsePathStyle = c.S3Endpoint != ""
+		})
+		if c.S3Endpoint != "" {
+			props[iceio.S3EndpointURL] = c.S3Endpoint
+		}
+		props[iceio.S3Region] = awsCfg.Region
+	}
+
+	wh, _ := parseLocation(c.Warehouse)
+	catCfg := catalog.Config{Kind: c.Catalog, Warehouse: wh.String(), Props: props, AWS: awsCfg}
+	if c.Catalog == catalog.KindSQL {
+		l, err := parseLocation(c.CatalogURI)
+		if err != nil || l.s3 {
+			return ctx, nil, fmt.Errorf("%w: --catalog-uri %q: the SQLite catalog is a local file", errUsage, c.CatalogURI)
+		}
+		catCfg.URI = l.path
+	}
+	cat, err := catalog.Open(ctx, catCfg, log)
+	if err != nil {
+		return ctx, nil, err
+	}
+	o := &opened{cat: cat}
+
+	bm, _ := parseLocation(c.Bookmark)
+	if bm.s3 {
+		o.store = bookmark.NewS3Store(s3c, bm.bucket, bm.prefix, c.Table)
+	} else {
+		o.store = bookmark.NewFileStore(bm.path, c.Table)
+	}
+
+	if source != "" {
+		l, err := parseLocation(source)
+		if err != nil {
+			cat.Close()
+			return ctx, nil, fmt.Errorf("%w: --source: %w", errUsage, err)
+		}
+		if l.s3 {
+			o.src = &s3Source{client: s3c, loc: l}
+		} else {
+			o.src = &dirSource{root: l.path}
+		}
+	}
+	return ctx, o, nil
+}

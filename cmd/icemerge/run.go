@@ -1,0 +1,537 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/iceberg-go/table"
+
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/merge"
+)
+
+// RunOptions are the settings of `icemerge run`, validated before any I/O.
+type RunOptions struct {
+	Common
+	Source      string
+	Keys        []string
+	OrderBy     []string // empty: source order only
+	DryRun      bool
+	MaxFiles    int           // 0: no bound
+	SettleAfter time.Duration // 0: never settle (list everything)
+	Wait        time.Duration // how long to wait for the table's lock
+	LockTTL     time.Duration
+	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
+	TombstoneTTL time.Duration
+}
+
+// Validate reports every problem at once.
+func (o RunOptions) Validate() error {
+	errs := []error{o.Common.Validate()}
+	if o.Source == "" {
+		errs = append(errs, errors.New("--source is required: the DMS folder of one table"))
+	} else if _, err := parseLocation(o.Source); err != nil {
+		errs = append(errs, fmt.Errorf("--source: %w", err))
+	}
+	for _, k := range o.Keys {
+		if k == "" {
+			errs = append(errs, errors.New("--key has an empty column name"))
+		}
+	}
+	for _, k := range o.OrderBy {
+		if k == "" {
+			errs = append(errs, errors.New("--order-by has an empty column name"))
+		}
+		if slices.Contains(o.Keys, k) {
+			errs = append(errs, fmt.Errorf("--order-by column %q is a key column: it cannot order the changes of one key", k))
+		}
+	}
+	if o.MaxFiles < 0 {
+		errs = append(errs, errors.New("--max-files must be 0 (no bound) or more"))
+	}
+	if o.SettleAfter < 0 || o.Wait < 0 || o.TombstoneTTL < 0 {
+		errs = append(errs, errors.New("--settle-after, --wait and --tombstone-ttl cannot be negative"))
+	}
+	if o.LockTTL < 10*time.Second {
+		errs = append(errs, fmt.Errorf("--lock-ttl %s: use at least 10s", o.LockTTL))
+	}
+	return errors.Join(errs...)
+}
+
+// Locker takes a table's run lock.
+type Locker interface {
+	Lock(ctx context.Context, owner string, ttl time.Duration, now func() time.Time) (*bookmark.Lease, error)
+}
+
+// Deps are what a run talks to.
+type Deps struct {
+	Log      *slog.Logger
+	Out      io.Writer
+	Now      func() time.Time
+	Source   Source
+	Catalog  *catalog.Catalog
+	Bookmark bookmark.Store
+	Lock     Locker // nil: no run lock (tests of one run)
+}
+
+// Result is what a run did.
+type Result struct {
+	Outcome  bookmark.Outcome
+	Files    int // files applied by this run
+	Left     int // unprocessed files left for later runs (--max-files)
+	Plan     *merge.Plan
+	Token    string
+	Snapshot int64
+	Created  bool
+	Attempts int // commit attempts (more than 1 after conflicts)
+	// SchemaChanges are the columns added or widened for this batch.
+	SchemaChanges []merge.SchemaChange
+}
+
+// commitAttempts bounds the re-plans after another writer's commit.
+const commitAttempts = 4
+
+// runMerge is `icemerge run`: lock, list, read, deduplicate, commit,
+// advance.
+func runMerge(ctx context.Context, o RunOptions, d Deps) (res *Result, err error) {
+	if d.Lock != nil && !o.DryRun {
+		lease, err := acquire(ctx, o, d)
+		if err != nil {
+			return nil, err
+		}
+		var stop func()
+		ctx, stop = keepLease(ctx, lease, o.LockTTL, d.Log)
+		defer func() {
+			stop()
+			if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+				d.Log.Warn("releasing the run lock failed; it expires by itself", "error", rerr)
+			}
+		}()
+	}
+	return runLocked(ctx, o, d)
+}
+
+// acquire takes the table's run lock, waiting up to o.Wait for another run.
+func acquire(ctx context.Context, o RunOptions, d Deps) (*bookmark.Lease, error) {
+	deadline := d.Now().Add(o.Wait)
+	owner := runOwner()
+	for {
+		lease, err := d.Lock.Lock(ctx, owner, o.LockTTL, d.Now)
+		if err == nil || !errors.Is(err, bookmark.ErrLocked) || !d.Now().Before(deadline) {
+			return lease, err
+		}
+		d.Log.Info("waiting for another run of the table", "table", o.Table, "reason", err)
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(min(time.Second, deadline.Sub(d.Now()))):
+		}
+	}
+}
+
+// keepLease renews the lease every third of its TTL; if that fails the run's
+// context is cancelled, so nothing is committed without the lock.
+func keepLease(ctx context.Context, lease *bookmark.Lease, ttl time.Duration, log *slog.Logger) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	done, exited := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(ttl / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if err := lease.Renew(ctx); err != nil {
+					log.Error("lost the run lock: stopping", "error", err)
+					cancel(err)
+					return
+				}
+			}
+		}
+	}()
+	return ctx, func() { close(done); <-exited; cancel(nil) }
+}
+
+func runOwner() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s/pid-%d/%s", host, os.Getpid(), newRunID(time.Now()))
+}
+
+func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
+	ident, _ := catalog.Ident(o.Table)
+	log := d.Log.With("table", o.Table)
+	res := &Result{}
+
+	tbl, exists, err := d.Catalog.Load(ctx, ident)
+	if err != nil {
+		return nil, err
+	}
+	keys := o.Keys
+	if exists {
+		tk := catalog.Keys(tbl.Schema())
+		if len(tk) == 0 {
+			return nil, fmt.Errorf("table %s has no identifier fields (primary key); icemerge needs them to match rows: recreate the table with icemerge --key", o.Table)
+		}
+		if len(keys) > 0 && !slices.Equal(keys, tk) {
+			return nil, fmt.Errorf("--key %v contradicts the primary key %v of table %s: drop --key or pass the table's", keys, tk, o.Table)
+		}
+		keys = tk
+	} else if len(keys) == 0 {
+		return nil, fmt.Errorf("%w: table %s does not exist yet: pass --key to create it", errUsage, o.Table)
+	}
+
+	// Progress: reconcile the bookmark with the table before anything else.
+	st, ver, err := d.Bookmark.Load(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ver == "" {
+		st = bookmark.New(o.Table)
+	}
+	if st.Table != o.Table {
+		return nil, fmt.Errorf("bookmark %s belongs to table %s, not %s: use another --bookmark", d.Bookmark.Location(), st.Table, o.Table)
+	}
+	tableToken := ""
+	if exists {
+		tableToken = catalog.LastToken(tbl)
+	}
+	st, res.Outcome, err = bookmark.Reconcile(st, tableToken, d.Now())
+	if err != nil {
+		return nil, err
+	}
+	if res.Outcome == bookmark.Finalised || res.Outcome == bookmark.Discarded {
+		log.Warn("the previous run stopped before saving its bookmark", "outcome", res.Outcome.String())
+		if !o.DryRun {
+			if ver, err = d.Bookmark.Save(ctx, st, ver); err != nil {
+				return nil, err
+			}
+		}
+	}
+
+	// List after the settled key, keeping only what is unprocessed.
+	var todo []merge.Object
+	listed := 0
+	err = d.Source.List(ctx, st.Settled, func(obj merge.Object) error {
+		listed++
+		if merge.Classify(obj.Key) != merge.NotData && !st.Applied(obj) {
+			todo = append(todo, obj)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	todo = merge.SortObjects(todo)
+	var left []merge.Object
+	if o.MaxFiles > 0 && len(todo) > o.MaxFiles {
+		todo, left = todo[:o.MaxFiles], todo[o.MaxFiles:]
+	}
+	res.Files, res.Left = len(todo), len(left)
+	if len(todo) == 0 {
+		if settled := st.Settle(d.Now(), o.SettleAfter, nil); settled.Settled != st.Settled && !o.DryRun {
+			if _, err := d.Bookmark.Save(ctx, settled, ver); err != nil {
+				return nil, err
+			}
+		}
+		log.Info("nothing new", "source", d.Source.String(), "listed", listed, "after", st.Settled)
+		fmt.Fprintf(d.Out, "%s: nothing new in %s (%d files applied)\n", o.Table, d.Source, len(st.Files))
+		return res, nil
+	}
+	log.Info("reading new files", "files", len(todo), "left", len(left))
+
+	files, err := readFiles(ctx, d.Source, todo)
+	defer func() {
+		for _, f := range files {
+			f.Release()
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+
+	var stored *arrow.Schema
+	if exists {
+		if stored, err = catalog.StoredSchema(tbl.Schema()); err != nil {
+			return nil, err
+		}
+		evolved, changes, err := merge.Evolve(stored, files)
+		if err != nil {
+			return nil, err
+		}
+		if len(changes) > 0 {
+			res.SchemaChanges = changes
+			log.Info("schema changes", "changes", fmt.Sprint(changes))
+			if o.DryRun {
+				stored = evolved
+			} else if tbl, stored, err = evolveTable(ctx, d.Catalog, tbl, changes); err != nil {
+				return nil, err
+			}
+		}
+	} else if stored, err = newTableSchema(files, keys); err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if err := merge.Align(memory.DefaultAllocator, f, stored); err != nil {
+			return nil, err
+		}
+	}
+	batch, err := merge.NewBatch(stored, merge.Options{Keys: keys, OrderBy: o.OrderBy})
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if err := batch.Add(f); err != nil {
+			return nil, err
+		}
+	}
+	tombstones := st.DecodedTombstones()
+	if o.TombstoneTTL > 0 {
+		batch.SetTombstones(tombstones)
+	}
+	nextTombstones := func(p *merge.Plan) map[string]bookmark.Tombstone {
+		return st.EncodeTombstones(p.NextTombstones(tombstones), d.Now(), o.TombstoneTTL)
+	}
+	plan, err := planAgainst(ctx, batch, tbl, exists)
+	if err != nil {
+		return nil, err
+	}
+	res.Plan = plan
+
+	if o.DryRun {
+		printPlan(d.Out, o.Table, exists, stored, res.SchemaChanges, plan)
+		return res, nil
+	}
+
+	if plan.Empty() {
+		// Nothing changes in the table, so the bookmark can take the files
+		// without a commit: it is not ahead of the table.
+		absorbed := st.Absorb(todo, d.Now())
+		absorbed.Tombstones = nextTombstones(plan)
+		if _, err := d.Bookmark.Save(ctx, absorbed.Settle(d.Now(), o.SettleAfter, left), ver); err != nil {
+			return nil, err
+		}
+		log.Info("no row changes", "files", len(todo), "stale", plan.Stale)
+		fmt.Fprintf(d.Out, "%s: %d files, %d changes: nothing to change in the table (%d stale)\n", o.Table, len(todo), plan.SourceRows, plan.Stale)
+		return res, nil
+	}
+
+	if !exists {
+		sc, err := catalog.IcebergSchema(stored, keys)
+		if err != nil {
+			return nil, err
+		}
+		if tbl, err = d.Catalog.Create(ctx, ident, sc); err != nil {
+			return nil, err
+		}
+		res.Created = true
+		log.Info("created table", "location", tbl.Location())
+	}
+
+	token := newRunID(d.Now())
+	res.Token = token
+	pending := st.Begin(token, todo, d.Now())
+	committed, err := commitWithRetry(ctx, d, batch, tbl, plan, stored, token, res, func(p *merge.Plan) error {
+		// Pending goes into the bookmark only once the files are written,
+		// right before each commit attempt (with the tombstones of that
+		// attempt's plan): a run that fails writing them leaves the
+		// bookmark untouched.
+		pending.Pending.Tombstones = nextTombstones(p)
+		var err error
+		ver, err = d.Bookmark.Save(ctx, pending, ver)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	plan = res.Plan
+	if s := committed.CurrentSnapshot(); s != nil {
+		res.Snapshot = s.SnapshotID
+	}
+	done := pending.Finish(d.Now()).Settle(d.Now(), o.SettleAfter, left)
+	if _, err := d.Bookmark.Save(ctx, done, ver); err != nil {
+		return nil, fmt.Errorf("the commit succeeded (snapshot %d) but saving the bookmark failed: %w; the next run recognises the commit and applies nothing twice", res.Snapshot, err)
+	}
+	log.Info("committed", "snapshot", res.Snapshot, "token", token, "written", plan.WriteRows, "deleted", plan.DeleteRows, "attempts", res.Attempts)
+	fmt.Fprintf(d.Out, "%s: applied %d files (%d changes, %d keys): %d rows written, %d rows deleted, %d stale changes skipped; snapshot %d\n",
+		o.Table, len(todo), plan.SourceRows, plan.Keys, plan.WriteRows, plan.DeleteRows, plan.Stale, res.Snapshot)
+	if len(left) > 0 {
+		fmt.Fprintf(d.Out, "%s: %d more files left for the next run (--max-files %d)\n", o.Table, len(left), o.MaxFiles)
+	}
+	return res, nil
+}
+
+// planAgainst matches the batch with the live rows of the table's current
+// snapshot and plans it.
+func planAgainst(ctx context.Context, batch *merge.Batch, tbl *table.Table, exists bool) (*merge.Plan, error) {
+	batch.ResetExisting()
+	if exists {
+		keys, order := batch.KeyColumns(), batch.OrderColumns()
+		cols := append(slices.Clone(keys), order...)
+		nk := len(keys)
+		err := catalog.ScanLive(ctx, tbl, cols, func(path string, arrs []arrow.Array, first int64, deleted func(int64) bool) error {
+			return batch.MatchExisting(path, arrs[:nk], arrs[nk:], first, deleted)
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return batch.Plan(), nil
+}
+
+// commitWithRetry commits the plan; when another writer committed first it
+// reloads the table, re-validates the schema, re-plans against the new
+// snapshot and tries again, a bounded number of times. It never overwrites a
+// change it has not seen.
+func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table.Table, plan *merge.Plan, stored *arrow.Schema,
+	token string, res *Result, beforeCommit func(*merge.Plan) error,
+) (*table.Table, error) {
+	for attempt := 1; ; attempt++ {
+		res.Attempts, res.Plan = attempt, plan
+		prepared, err := d.Catalog.Prepare(ctx, tbl, catalog.Change{
+			Records: plan.Records(ctx, memory.DefaultAllocator),
+			Deletes: plan.Deletes,
+		})
+		if err != nil {
+			return nil, err
+		}
+		if err := beforeCommit(plan); err != nil {
+			return nil, err
+		}
+		committed, err := d.Catalog.Commit(ctx, prepared, token, summary(token, plan))
+		if err == nil {
+			return committed, nil
+		}
+		if !errors.Is(err, catalog.ErrCommitConflict) || attempt == commitAttempts {
+			return nil, err
+		}
+		d.Log.Warn("another writer committed to the table first: re-planning", "attempt", attempt, "error", err)
+		fresh, ok, lerr := d.Catalog.Load(ctx, tbl.Identifier())
+		if lerr != nil {
+			return nil, lerr
+		}
+		if !ok {
+			return nil, fmt.Errorf("table %s was dropped during the run", catalog.Name(tbl))
+		}
+		sc, serr := catalog.StoredSchema(fresh.Schema())
+		if serr != nil || !sc.Equal(stored) {
+			return nil, fmt.Errorf("the schema of %s changed during the run: rerun to plan against it: %w", catalog.Name(tbl), err)
+		}
+		tbl = fresh
+		if plan, err = planAgainst(ctx, batch, tbl, true); err != nil {
+			return nil, err
+		}
+		if plan.Empty() {
+			return nil, fmt.Errorf("after another writer's commit the run changes nothing in %s; rerun to record its files", catalog.Name(tbl))
+		}
+	}
+}
+
+func readFiles(ctx context.Context, src Source, objs []merge.Object) ([]*merge.File, error) {
+	var files []*merge.File
+	for _, o := range objs {
+		r, err := src.Open(ctx, o.Key)
+		if err != nil {
+			return files, err
+		}
+		f, err := merge.ReadFile(ctx, o.Key, r, memory.DefaultAllocator)
+		r.Close()
+		if err != nil {
+			return files, err
+		}
+		files = append(files, f)
+	}
+	return files, nil
+}
+
+// newTableSchema is the schema of a table created by this batch: the union
+// of the files' columns in the order first seen, widened where files
+// differ, key columns required.
+func newTableSchema(files []*merge.File, keys []string) (*arrow.Schema, error) {
+	sc, _, err := merge.Evolve(files[0].Schema, files[1:])
+	if err != nil {
+		return nil, err
+	}
+	fields := sc.Fields()
+	for i := range fields {
+		fields[i].Nullable = !slices.Contains(keys, fields[i].Name)
+	}
+	return arrow.NewSchema(fields, nil), nil
+}
+
+// evolveTable applies schema changes and returns the table and its new
+// stored schema.
+func evolveTable(ctx context.Context, cat *catalog.Catalog, tbl *table.Table, changes []merge.SchemaChange) (*table.Table, *arrow.Schema, error) {
+	var adds []arrow.Field
+	widen := map[string]arrow.DataType{}
+	for _, c := range changes {
+		if c.Add {
+			adds = append(adds, arrow.Field{Name: c.Column, Type: c.To, Nullable: true})
+		} else {
+			widen[c.Column] = c.To
+		}
+	}
+	tbl, err := cat.Evolve(ctx, tbl, adds, widen)
+	if err != nil {
+		return nil, nil, err
+	}
+	stored, err := catalog.StoredSchema(tbl.Schema())
+	return tbl, stored, err
+}
+
+func summary(token string, p *merge.Plan) map[string]string {
+	i := strconv.Itoa
+	return map[string]string{
+		catalog.KeyRunID:        token,
+		catalog.KeySourceFiles:  i(len(p.Files)),
+		catalog.KeySourceRows:   i(p.SourceRows),
+		catalog.KeySourceInsert: i(p.SourceInserts),
+		catalog.KeySourceUpdate: i(p.SourceUpdates),
+		catalog.KeySourceDelete: i(p.SourceDeletes),
+		catalog.KeyRowsWritten:  i(p.WriteRows),
+		catalog.KeyRowsDeleted:  i(p.DeleteRows),
+		catalog.KeyStale:        i(p.Stale),
+	}
+}
+
+// newRunID is sortable by time and unique: 20261201T093512.123Z-1a2b3c4d.
+func newRunID(now time.Time) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return now.UTC().Format("20060102T150405.000Z") + "-" + hex.EncodeToString(b[:])
+}
+
+func printPlan(w io.Writer, name string, exists bool, sc *arrow.Schema, changes []merge.SchemaChange, p *merge.Plan) {
+	fmt.Fprintf(w, "plan for %s (dry run: nothing is written)\n", name)
+	for _, c := range changes {
+		fmt.Fprintf(w, "  schema: %s\n", c)
+	}
+	if !exists {
+		fmt.Fprintf(w, "  create table with columns:")
+		for _, f := range sc.Fields() {
+			fmt.Fprintf(w, " %s %s", f.Name, f.Type)
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "  files: %d\n", len(p.Files))
+	for _, f := range p.Files {
+		fmt.Fprintf(w, "    %-5s %s: %d rows (I %d, U %d, D %d)\n", f.Kind, f.Name, f.Rows, f.Inserts, f.Updates, f.Deletes)
+	}
+	fmt.Fprintf(w, "  rows: %d (I %d, U %d, D %d)\n", p.SourceRows, p.SourceInserts, p.SourceUpdates, p.SourceDeletes)
+	fmt.Fprintf(w, "  keys: %d; winners I %d, U %d, D %d; stale (table row newer) %d\n", p.Keys, p.WinInserts, p.WinUpdates, p.WinDeletes, p.Stale)
+	fmt.Fprintf(w, "  rows to delete: %d in %d data files\n", p.DeleteRows, len(p.Deletes))
+	fmt.Fprintf(w, "  rows to write: %d\n", p.WriteRows)
+}

@@ -1,0 +1,72 @@
+package merge
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+)
+
+// Align rewrites the file's records to the table's schema, matching columns by
+// (lowercased) name. Allowed differences: a column the file lacks is filled
+// with nulls when the table column is optional, and int→long, float→double
+// and decimal precision widening are promoted. Anything else is refused with
+// an *InputError wrapping ErrSchemaClash before any data is written.
+func Align(mem memory.Allocator, f *File, table *arrow.Schema) error {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	src := map[string]int{}
+	for i, fld := range f.Schema.Fields() {
+		src[fld.Name] = i
+		if len(table.FieldIndices(fld.Name)) == 0 {
+			return &InputError{File: f.Name, Column: fld.Name, Err: fmt.Errorf("%w: the table has no such column", ErrSchemaClash),
+				Hint: "evolve the schema first (Evolve)"}
+		}
+	}
+	for _, tf := range table.Fields() {
+		i, ok := src[tf.Name]
+		if !ok {
+			if !tf.Nullable {
+				return &InputError{File: f.Name, Column: tf.Name, Err: fmt.Errorf("%w: the file lacks required column", ErrSchemaClash)}
+			}
+			continue
+		}
+		if ft := f.Schema.Field(i).Type; !canPromote(ft, tf.Type) {
+			return &InputError{File: f.Name, Column: tf.Name,
+				Err:  fmt.Errorf("%w: the file has %s, the table %s", ErrSchemaClash, ft, tf.Type),
+				Hint: "only int→long, float→double and wider decimals are promoted; fix the source or recreate the table"}
+		}
+	}
+	if f.Schema.Equal(table) {
+		return nil
+	}
+	out := make([]arrow.RecordBatch, 0, len(f.Records))
+	for _, rec := range f.Records {
+		cols := make([]arrow.Array, 0, table.NumFields())
+		for _, tf := range table.Fields() {
+			var c arrow.Array
+			if i, ok := src[tf.Name]; ok {
+				var err error
+				c, err = convertColumn(mem, rec.Column(i), tf.Type)
+				if err != nil {
+					for _, c := range cols {
+						c.Release()
+					}
+					return &InputError{File: f.Name, Column: tf.Name, Err: err}
+				}
+			} else {
+				c = array.MakeArrayOfNull(mem, tf.Type, int(rec.NumRows()))
+			}
+			cols = append(cols, c)
+		}
+		out = append(out, array.NewRecordBatch(table, cols, rec.NumRows()))
+		for _, c := range cols {
+			c.Release()
+		}
+	}
+	f.Release()
+	f.Records, f.Schema = out, table
+	return nil
+}

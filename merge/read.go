@@ -1,0 +1,240 @@
+package merge
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+	"github.com/apache/arrow-go/v18/parquet/schema"
+)
+
+// Op is the change a DMS row records.
+type Op byte
+
+const (
+	Insert Op = 'I'
+	Update Op = 'U'
+	Delete Op = 'D'
+)
+
+func (o Op) String() string { return string(rune(o)) }
+
+// ParseOp matches DMS's Op values case-insensitively.
+func ParseOp(s string) (Op, bool) {
+	switch s {
+	case "I", "i":
+		return Insert, true
+	case "U", "u":
+		return Update, true
+	case "D", "d":
+		return Delete, true
+	}
+	return 0, false
+}
+
+// File is one DMS file read into memory: its rows converted to the stored
+// types, and the Op of every row.
+type File struct {
+	Name    string // object key, used in every message about the file
+	Kind    Kind
+	Schema  *arrow.Schema // StoredSchema of the file
+	Records []arrow.RecordBatch
+	Ops     []Op // one per row, across Records
+	HasOp   bool // false: the file had no Op column and holds inserts
+}
+
+// Rows is the number of rows in the file.
+func (f *File) Rows() int { return len(f.Ops) }
+
+// Count returns the number of rows with the given op.
+func (f *File) Count(op Op) int {
+	n := 0
+	for _, o := range f.Ops {
+		if o == op {
+			n++
+		}
+	}
+	return n
+}
+
+// Release frees the file's records.
+func (f *File) Release() {
+	for _, r := range f.Records {
+		r.Release()
+	}
+	f.Records = nil
+}
+
+// readBatchRows bounds the rows held per Arrow record.
+const readBatchRows = 64 * 1024
+
+// ReadFile reads one DMS Parquet file. Every problem with the input comes back
+// as an *InputError naming the file (and row and column where there is one);
+// corrupt files give ErrCorruptFile, never a panic: the reader runs in this
+// goroutine (no parallel column reads) so a panic deep in the Parquet decoder
+// is recovered here and turned into an error.
+func ReadFile(ctx context.Context, name string, r parquet.ReaderAtSeeker, mem memory.Allocator) (f *File, err error) {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	f = &File{Name: name, Kind: Classify(name)}
+	defer func() {
+		if p := recover(); p != nil {
+			f.Release()
+			f, err = nil, &InputError{File: name, Err: fmt.Errorf("%w: %v", ErrCorruptFile, p),
+				Hint: "the object is damaged or not Parquet; remove or replace it, then rerun"}
+		}
+	}()
+	corrupt := func(e error) error {
+		return &InputError{File: name, Err: fmt.Errorf("%w: %w", ErrCorruptFile, e),
+			Hint: "the object is damaged or not Parquet; remove or replace it, then rerun"}
+	}
+
+	pf, err := file.NewParquetReader(r)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	defer pf.Close()
+	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: false, BatchSize: readBatchRows}, mem)
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	fileSchema, err := fr.Schema()
+	if err != nil {
+		return nil, corrupt(err)
+	}
+	fileSchema = textAsString(pf, fileSchema)
+	stored, err := StoredSchema(name, fileSchema)
+	if err != nil {
+		return nil, err
+	}
+	f.Schema = stored
+	opIdx := -1
+	for i, fld := range fileSchema.Fields() {
+		if strings.EqualFold(fld.Name, OpColumn) {
+			opIdx = i
+		}
+	}
+	f.HasOp = opIdx >= 0
+
+	leaves := make([]int, pf.MetaData().Schema.NumColumns())
+	for i := range leaves {
+		leaves[i] = i
+	}
+	for rg := 0; rg < pf.NumRowGroups(); rg++ {
+		if err := ctx.Err(); err != nil {
+			f.Release()
+			return nil, err
+		}
+		tbl, err := fr.ReadRowGroups(ctx, leaves, []int{rg})
+		if err != nil {
+			f.Release()
+			return nil, corrupt(err)
+		}
+		err = f.addTable(mem, tbl, opIdx)
+		tbl.Release()
+		if err != nil {
+			f.Release()
+			return nil, err
+		}
+	}
+	return f, nil
+}
+
+// addTable converts one row group to stored records and collects its ops.
+func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error {
+	tr := array.NewTableReader(tbl, readBatchRows)
+	defer tr.Release()
+	for tr.Next() {
+		rec := tr.RecordBatch()
+		base := int64(len(f.Ops))
+		if opIdx < 0 {
+			for range rec.NumRows() {
+				f.Ops = append(f.Ops, Insert)
+			}
+		} else {
+			col := rec.Column(opIdx)
+			for i := 0; i < int(rec.NumRows()); i++ {
+				s, ok := stringAt(col, i)
+				if !ok {
+					return &InputError{File: f.Name, Row: base + int64(i) + 1, Column: rec.Schema().Field(opIdx).Name,
+						Err: fmt.Errorf("%w: Op is null", ErrUnknownOp), Hint: "DMS writes I, U or D in every row; nothing was committed"}
+				}
+				op, ok := ParseOp(s)
+				if !ok {
+					return &InputError{File: f.Name, Row: base + int64(i) + 1, Column: rec.Schema().Field(opIdx).Name, Value: s,
+						Err: ErrUnknownOp, Hint: "DMS writes I, U or D; fix or remove the file, then rerun; nothing was committed"}
+				}
+				f.Ops = append(f.Ops, op)
+			}
+		}
+		cols := make([]arrow.Array, 0, f.Schema.NumFields())
+		release := func() {
+			for _, c := range cols {
+				c.Release()
+			}
+		}
+		for i := 0; i < rec.Schema().NumFields(); i++ {
+			if i == opIdx {
+				continue
+			}
+			c, err := convertColumn(mem, rec.Column(i), f.Schema.Field(len(cols)).Type)
+			if err != nil {
+				release()
+				return &InputError{File: f.Name, Column: rec.Schema().Field(i).Name, Err: err}
+			}
+			cols = append(cols, c)
+		}
+		f.Records = append(f.Records, array.NewRecordBatch(f.Schema, cols, rec.NumRows()))
+		release()
+	}
+	return tr.Err()
+}
+
+// textAsString types JSON and ENUM columns, which the Arrow reader reads as
+// binary, as the strings they are.
+func textAsString(pf *file.Reader, sc *arrow.Schema) *arrow.Schema {
+	psc := pf.MetaData().Schema
+	if psc.NumColumns() != sc.NumFields() {
+		return sc // nested: StoredSchema refuses it anyway
+	}
+	fields := sc.Fields()
+	for i := range fields {
+		switch psc.Column(i).LogicalType().(type) {
+		case schema.JSONLogicalType, *schema.JSONLogicalType, schema.EnumLogicalType, *schema.EnumLogicalType:
+			if fields[i].Type.ID() == arrow.BINARY {
+				fields[i].Type = arrow.BinaryTypes.String
+			}
+		}
+	}
+	md := sc.Metadata()
+	return arrow.NewSchema(fields, &md)
+}
+
+// stringAt returns a string value of a string-like column.
+func stringAt(arr arrow.Array, i int) (string, bool) {
+	if arr.IsNull(i) {
+		return "", false
+	}
+	switch a := arr.(type) {
+	case *array.String:
+		return a.Value(i), true
+	case *array.LargeString:
+		return a.Value(i), true
+	case *array.StringView:
+		return a.Value(i), true
+	case *array.Binary:
+		return string(a.Value(i)), true
+	case *array.Dictionary:
+		return stringAt(a.Dictionary(), a.GetValueIndex(i))
+	case array.ExtensionArray:
+		return stringAt(a.Storage(), i)
+	}
+	return arr.ValueStr(i), true
+}
