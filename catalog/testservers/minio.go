@@ -120,6 +120,12 @@ func startMinIO() (*S3, error) {
 		}
 		s = &S3{Endpoint: "http://" + addr, Region: testRegion, AccessKey: testAccessKey, SecretKey: testSecretKey, log: p.log}
 		err = p.waitReady(s.Endpoint+"/minio/health/live", func(r *http.Response) bool { return r.StatusCode == http.StatusOK })
+		if err == nil {
+			// Live is not ready: MinIO answers health checks before its
+			// object layer is up, and until then S3 calls get 503
+			// XMinioServerNotInitialized. Wait for a signed call to work.
+			err = p.waitS3(s)
+		}
 		if err != nil {
 			p.abandon()
 			return nil, startFailure(p, fmt.Errorf("MinIO at %s: %w", bin, err))
@@ -131,6 +137,31 @@ func startMinIO() (*S3, error) {
 	}
 	s.startup = took
 	return s, nil
+}
+
+// waitS3 polls a signed ListBuckets until MinIO serves S3 requests, the
+// process exits or the start timeout passes.
+func (p *process) waitS3(s *S3) error {
+	cfg, err := LoadConfig(context.Background(), s.Env(), &http.Client{Timeout: 2 * time.Second})
+	if err != nil {
+		return fmt.Errorf("AWS config for MinIO: %w", err)
+	}
+	client := s3.NewFromConfig(cfg, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	deadline := time.Now().Add(startTimeout)
+	for {
+		_, err := client.ListBuckets(context.Background(), &s3.ListBucketsInput{})
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-p.done:
+			return fmt.Errorf("%s exited before it served S3 requests (%v)", p.name, p.err)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not serve S3 requests after %v: %w", p.name, startTimeout, err)
+		}
+	}
 }
 
 // LogTail returns the last n lines MinIO printed, for failure messages.
