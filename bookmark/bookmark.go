@@ -39,11 +39,25 @@ type FileInfo struct {
 	Applied time.Time `json:"applied"`
 }
 
+// Quarantined is a source object a run skipped as bad input (--on-bad-file
+// quarantine): it stays recorded until the bookmark is reset, or until the
+// object is replaced and a later run applies the new version.
+type Quarantined struct {
+	Size    int64     `json:"size"`
+	ModTime time.Time `json:"mtime"`
+	ETag    string    `json:"etag,omitempty"`
+	Reason  string    `json:"reason"`
+	At      time.Time `json:"at"`
+}
+
 // Pending is a run that saved its files before committing.
 type Pending struct {
 	Token   string              `json:"token"`
 	Started time.Time           `json:"started"`
 	Files   map[string]FileInfo `json:"files"`
+	// Quarantined are the run's files skipped as bad input; they are among
+	// Files too, so no later run reads them again.
+	Quarantined map[string]Quarantined `json:"quarantined,omitempty"`
 	// Tombstones is the whole tombstone set once the run commits; nil
 	// leaves the state's as it is.
 	Tombstones map[string]Tombstone `json:"tombstones,omitempty"`
@@ -73,9 +87,12 @@ type State struct {
 	// Tombstones keep deleted keys for a while, so older changes arriving
 	// late do not revive them.
 	Tombstones map[string]Tombstone `json:"tombstones,omitempty"`
-	Pending    *Pending             `json:"pending,omitempty"`
-	Updated    time.Time            `json:"updated"`
-	ResetAt    *time.Time           `json:"reset_at,omitempty"`
+	// Quarantined lists the objects skipped as bad input, for a person to
+	// act on; Settle does not forget them.
+	Quarantined map[string]Quarantined `json:"quarantined,omitempty"`
+	Pending     *Pending               `json:"pending,omitempty"`
+	Updated     time.Time              `json:"updated"`
+	ResetAt     *time.Time             `json:"reset_at,omitempty"`
 }
 
 // New returns a fresh state for a table.
@@ -121,6 +138,7 @@ func (s State) Finish(now time.Time) State {
 	if s.Pending.Tombstones != nil {
 		s.Tombstones = s.Pending.Tombstones
 	}
+	s.Quarantined = quarantine(s.Quarantined, s.Pending.Files, s.Pending.Quarantined)
 	s.Files, s.Token, s.Pending = files, s.Pending.Token, nil
 	s.Runs++
 	s.Updated = now.UTC()
@@ -176,6 +194,36 @@ func (s State) Absorb(objs []merge.Object, now time.Time) State {
 	s.Files = withFiles(s.Files, filesOf(objs, now))
 	s.Updated = now.UTC()
 	return s
+}
+
+// Quarantine marks objs applied without a commit, as Absorb does, and
+// records q, the ones among them skipped as bad input.
+func (s State) Quarantine(objs []merge.Object, q map[string]Quarantined, now time.Time) State {
+	s = s.Absorb(objs, now)
+	s.Quarantined = quarantine(s.Quarantined, filesOf(objs, now), q)
+	return s
+}
+
+// quarantine returns a copy of old in which the objects just processed
+// (files) are dropped, unless q quarantines them again: a replaced object
+// that applied cleanly leaves the list.
+func quarantine(old map[string]Quarantined, files map[string]FileInfo, q map[string]Quarantined) map[string]Quarantined {
+	out := make(map[string]Quarantined, len(old)+len(q))
+	for k, v := range old {
+		if _, ok := files[k]; !ok {
+			out[k] = v
+		}
+	}
+	maps.Copy(out, q)
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// QuarantineOf records a skipped object with the reason.
+func QuarantineOf(o merge.Object, reason string, now time.Time) Quarantined {
+	return Quarantined{Size: o.Size, ModTime: o.ModTime.UTC(), ETag: o.ETag, Reason: reason, At: now.UTC()}
 }
 
 // withFiles returns a copy of files with add added; states share no maps.

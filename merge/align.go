@@ -35,7 +35,7 @@ func Align(mem memory.Allocator, f *File, table *arrow.Schema) error {
 		}
 		if ft := f.Schema.Field(i).Type; !canPromote(ft, tf.Type) {
 			return &InputError{File: f.Name, Column: tf.Name,
-				Err:  fmt.Errorf("%w: the file has %s, the table %s", ErrSchemaClash, ft, tf.Type),
+				Err:  fmt.Errorf("%w: the table's column is %s, the file has %s", ErrSchemaClash, TypeName(tf.Type), TypeName(ft)),
 				Hint: "only int→long, float→double and wider decimals are promoted; fix the source or recreate the table"}
 		}
 	}

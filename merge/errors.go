@@ -20,6 +20,8 @@ var (
 	ErrSchemaClash = errors.New("schema does not match the table")
 	// ErrUnsupportedType: a column type icemerge cannot store for Athena.
 	ErrUnsupportedType = errors.New("unsupported column type")
+	// ErrInvalidUTF8: a string column holds bytes that are not UTF-8.
+	ErrInvalidUTF8 = errors.New("string value is not valid UTF-8")
 	// ErrMissingColumn: a key or order-by column is not in the file.
 	ErrMissingColumn = errors.New("missing column")
 )

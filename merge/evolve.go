@@ -17,9 +17,9 @@ type SchemaChange struct {
 
 func (c SchemaChange) String() string {
 	if c.Add {
-		return fmt.Sprintf("add column %s %s", c.Column, c.To)
+		return fmt.Sprintf("add column %s %s", c.Column, TypeName(c.To))
 	}
-	return fmt.Sprintf("widen column %s from %s to %s", c.Column, c.From, c.To)
+	return fmt.Sprintf("widen column %s from %s to %s", c.Column, TypeName(c.From), TypeName(c.To))
 }
 
 // Evolve returns the table schema the files need and the changes that lead
@@ -52,8 +52,9 @@ func Evolve(table *arrow.Schema, files []*File) (*arrow.Schema, []SchemaChange, 
 				changes = append(changes, SchemaChange{Column: f.Name, From: cur, To: f.Type})
 			default:
 				return nil, nil, &InputError{File: file.Name, Column: f.Name,
-					Err:  fmt.Errorf("%w: the file has %s, the table %s", ErrSchemaClash, f.Type, cur),
-					Hint: "Iceberg widens only int→long, float→double and decimal precision; fix the source or recreate the table"}
+					Err: fmt.Errorf("%w: the table's column is %s, the file has %s", ErrSchemaClash, TypeName(cur), TypeName(f.Type)),
+					Hint: "Iceberg widens only int→long, float→double and decimal precision at equal scale, so nothing was written; " +
+						"revert the column's type at the source, or recreate the table under a new name (icemerge run --table NS.NEW) and reset its bookmark"}
 			}
 		}
 	}

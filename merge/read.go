@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -189,12 +190,49 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 				release()
 				return &InputError{File: f.Name, Column: rec.Schema().Field(i).Name, Err: err}
 			}
+			if row, ok := validUTF8(c); !ok {
+				c.Release()
+				release()
+				return &InputError{File: f.Name, Row: base + int64(row) + 1, Column: rec.Schema().Field(i).Name,
+					Err:  ErrInvalidUTF8,
+					Hint: "DMS writes text as UTF-8; check the source column's character set, fix or remove the file, then rerun; nothing was committed"}
+			}
 			cols = append(cols, c)
 		}
 		f.Records = append(f.Records, array.NewRecordBatch(f.Schema, cols, rec.NumRows()))
 		release()
 	}
 	return tr.Err()
+}
+
+// validUTF8 checks every value of a string column; on failure it returns
+// the index of the first invalid one. Binary and other columns pass.
+func validUTF8(arr arrow.Array) (int, bool) {
+	a, ok := arr.(*array.String)
+	if !ok {
+		return 0, true
+	}
+	// Fast path: the values buffer is valid UTF-8 and no value starts inside
+	// a character, so every value is valid on its own.
+	if buf := a.ValueBytes(); utf8.Valid(buf) {
+		offs := a.ValueOffsets()
+		base := offs[0]
+		ok := true
+		for i := 0; i < a.Len() && ok; i++ {
+			if o := int(offs[i] - base); o < len(buf) {
+				ok = utf8.RuneStart(buf[o])
+			}
+		}
+		if ok {
+			return 0, true
+		}
+	}
+	for i := 0; i < a.Len(); i++ {
+		if a.IsValid(i) && !utf8.ValidString(a.Value(i)) {
+			return i, false
+		}
+	}
+	return 0, true
 }
 
 // textAsString types JSON and ENUM columns, which the Arrow reader reads as

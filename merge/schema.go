@@ -252,7 +252,13 @@ func appendConverted(b array.Builder, src arrow.Array, i int) error {
 			case arrow.Millisecond:
 				v *= 1_000
 			case arrow.Nanosecond:
-				v /= 1_000
+				// Floor, as DMS truncates: dividing towards zero would move
+				// 1969-12-31 23:59:59.999999999 to 1970-01-01 00:00:00.
+				if v%1_000 < 0 {
+					v = v/1_000 - 1
+				} else {
+					v /= 1_000
+				}
 			}
 			b.Append(arrow.Timestamp(v))
 			return nil
@@ -285,4 +291,36 @@ func intValue(src arrow.Array, i int) (int64, bool) {
 		return int64(s.Value(i)), true
 	}
 	return 0, false
+}
+
+// TypeName is the Iceberg (and Athena) name of a stored type, as messages
+// show it: int, long, decimal(10,2), timestamptz… Other Arrow types keep
+// their Arrow name.
+func TypeName(dt arrow.DataType) string {
+	switch t := dt.(type) {
+	case *arrow.Int32Type:
+		return "int"
+	case *arrow.Int64Type:
+		return "long"
+	case *arrow.Float32Type:
+		return "float"
+	case *arrow.Float64Type:
+		return "double"
+	case *arrow.BooleanType:
+		return "boolean"
+	case *arrow.StringType:
+		return "string"
+	case *arrow.BinaryType:
+		return "binary"
+	case *arrow.Date32Type:
+		return "date"
+	case *arrow.TimestampType:
+		if t.TimeZone != "" {
+			return "timestamptz"
+		}
+		return "timestamp"
+	case *arrow.Decimal128Type:
+		return fmt.Sprintf("decimal(%d,%d)", t.Precision, t.Scale)
+	}
+	return dt.String()
 }

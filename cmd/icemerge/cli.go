@@ -7,13 +7,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/merge"
 )
 
 // Exit codes. Step Functions and cron wrappers tell outcomes apart by them.
@@ -196,6 +199,10 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		return exitCancelled
 	}
 	fmt.Fprintf(stderr, "icemerge: %v\n", err)
+	var bad *merge.InputError
+	if errors.As(err, &bad) {
+		fmt.Fprintf(stderr, "icemerge: to skip bad files and apply the rest, rerun with --on-bad-file quarantine (they are recorded in the bookmark)\n")
+	}
 	return exitFailed
 }
 
@@ -254,6 +261,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	fs.DurationVar(&o.Wait, "wait", 0, "wait this long for another run of the table to finish (0: exit 3 at once)")
 	fs.DurationVar(&o.LockTTL, "lock-ttl", 10*time.Minute, "lease of the table's run lock, renewed while running; a run that died frees the table after it")
 	fs.DurationVar(&o.TombstoneTTL, "tombstone-ttl", 7*24*time.Hour, "remember deleted keys this long, so older changes arriving late do not revive them (0: off)")
+	fs.StringVar(&o.OnBadFile, "on-bad-file", onBadFileFail, "a file with bad input (corrupt, unknown Op, null key, invalid UTF-8, clashing type): fail the run, or quarantine: skip it, record it in the bookmark and go on")
 	if err := parse(fs, args, env); err != nil {
 		return usageErr(err)
 	}
@@ -331,6 +339,13 @@ func cmdBookmarkShow(ctx context.Context, args []string, env func(string) (strin
 	if p := st.Pending; p != nil {
 		fmt.Fprintf(stdout, "  pending: run %s started %s with %d files (the next run checks whether it committed)\n",
 			p.Token, p.Started.Format(time.RFC3339), len(p.Files))
+	}
+	if n := len(st.Quarantined); n > 0 {
+		fmt.Fprintf(stdout, "  quarantined files: %d (skipped as bad input; replace the object to have it applied, or reset the bookmark)\n", n)
+		for _, k := range slices.Sorted(maps.Keys(st.Quarantined)) {
+			q := st.Quarantined[k]
+			fmt.Fprintf(stdout, "    %s\t%d bytes\tquarantined %s: %s\n", k, q.Size, q.At.Format(time.RFC3339), q.Reason)
+		}
 	}
 	if files {
 		for _, k := range st.SortedFiles() {

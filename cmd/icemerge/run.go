@@ -35,7 +35,16 @@ type RunOptions struct {
 	LockTTL     time.Duration
 	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
 	TombstoneTTL time.Duration
+	// OnBadFile is what a file with bad input does to the run: fail it
+	// (onBadFileFail) or skip the file and record it (onBadFileQuarantine).
+	OnBadFile string
 }
+
+// The values of --on-bad-file.
+const (
+	onBadFileFail       = "fail"
+	onBadFileQuarantine = "quarantine"
+)
 
 // Validate reports every problem at once.
 func (o RunOptions) Validate() error {
@@ -63,6 +72,11 @@ func (o RunOptions) Validate() error {
 	}
 	if o.SettleAfter < 0 || o.Wait < 0 || o.TombstoneTTL < 0 {
 		errs = append(errs, errors.New("--settle-after, --wait and --tombstone-ttl cannot be negative"))
+	}
+	switch o.OnBadFile {
+	case "", onBadFileFail, onBadFileQuarantine: // "": fail
+	default:
+		errs = append(errs, fmt.Errorf("--on-bad-file %q: use fail or quarantine", o.OnBadFile))
 	}
 	if o.LockTTL < 10*time.Second {
 		errs = append(errs, fmt.Errorf("--lock-ttl %s: use at least 10s", o.LockTTL))
@@ -98,6 +112,9 @@ type Result struct {
 	Attempts int // commit attempts (more than 1 after conflicts)
 	// SchemaChanges are the columns added or widened for this batch.
 	SchemaChanges []merge.SchemaChange
+	// Quarantined are the files skipped as bad input (--on-bad-file
+	// quarantine), by object key, with the reason.
+	Quarantined map[string]string
 }
 
 // commitAttempts bounds the re-plans after another writer's commit.
@@ -253,7 +270,10 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	}
 	log.Info("reading new files", "files", len(todo), "left", len(left))
 
-	files, err := readFiles(ctx, d.Source, todo)
+	// Read and check every file before anything is written: a file with bad
+	// input fails the run or, with --on-bad-file quarantine, is skipped.
+	bad := newBadFiles(o, todo, d.Now(), log)
+	files, err := readFiles(ctx, d.Source, todo, bad)
 	defer func() {
 		for _, f := range files {
 			f.Release()
@@ -262,15 +282,35 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-
+	if files, err = bad.filter(files, func(f *merge.File) error { return merge.CheckKeys(f, keys) }); err != nil {
+		return nil, err
+	}
 	var stored *arrow.Schema
 	if exists {
 		if stored, err = catalog.StoredSchema(tbl.Schema()); err != nil {
 			return nil, err
 		}
+	}
+	if files, err = bad.evolve(stored, files); err != nil {
+		return nil, fmt.Errorf("table %s: %w", o.Table, err)
+	}
+	res.Quarantined = bad.reasons
+	bad.report(d.Out, o.Table)
+	if len(files) == 0 {
+		// Every new file was quarantined: record them, change nothing.
+		if !o.DryRun {
+			st = st.Quarantine(todo, bad.q, d.Now()).Settle(d.Now(), o.SettleAfter, left)
+			if _, err := d.Bookmark.Save(ctx, st, ver); err != nil {
+				return nil, err
+			}
+		}
+		return res, nil
+	}
+
+	if exists {
 		evolved, changes, err := merge.Evolve(stored, files)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("table %s: %w", o.Table, err)
 		}
 		if len(changes) > 0 {
 			res.SchemaChanges = changes
@@ -319,7 +359,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	if plan.Empty() {
 		// Nothing changes in the table, so the bookmark can take the files
 		// without a commit: it is not ahead of the table.
-		absorbed := st.Absorb(todo, d.Now())
+		absorbed := st.Quarantine(todo, bad.q, d.Now())
 		absorbed.Tombstones = nextTombstones(plan)
 		if _, err := d.Bookmark.Save(ctx, absorbed.Settle(d.Now(), o.SettleAfter, left), ver); err != nil {
 			return nil, err
@@ -344,6 +384,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	token := newRunID(d.Now())
 	res.Token = token
 	pending := st.Begin(token, todo, d.Now())
+	pending.Pending.Quarantined = bad.q
 	committed, err := commitWithRetry(ctx, d, batch, tbl, plan, stored, token, res, func(p *merge.Plan) error {
 		// Pending goes into the bookmark only once the files are written,
 		// right before each commit attempt (with the tombstones of that
@@ -440,7 +481,7 @@ func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table
 	}
 }
 
-func readFiles(ctx context.Context, src Source, objs []merge.Object) ([]*merge.File, error) {
+func readFiles(ctx context.Context, src Source, objs []merge.Object, bad *badFiles) ([]*merge.File, error) {
 	var files []*merge.File
 	for _, o := range objs {
 		r, err := src.Open(ctx, o.Key)
@@ -450,11 +491,94 @@ func readFiles(ctx context.Context, src Source, objs []merge.Object) ([]*merge.F
 		f, err := merge.ReadFile(ctx, o.Key, r, memory.DefaultAllocator)
 		r.Close()
 		if err != nil {
-			return files, err
+			if err = bad.skip(o.Key, err); err != nil {
+				return files, err
+			}
+			continue
 		}
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// badFiles applies --on-bad-file: with quarantine, a file whose input is bad
+// (an *merge.InputError: corrupt, unknown Op, null key, invalid UTF-8, a
+// type that clashes) is skipped and recorded; any other error, and every
+// error with fail, fails the run.
+type badFiles struct {
+	quarantine bool
+	objs       map[string]merge.Object
+	now        time.Time
+	log        *slog.Logger
+	q          map[string]bookmark.Quarantined
+	reasons    map[string]string
+	order      []string
+}
+
+func newBadFiles(o RunOptions, todo []merge.Object, now time.Time, log *slog.Logger) *badFiles {
+	b := &badFiles{quarantine: o.OnBadFile == onBadFileQuarantine, objs: map[string]merge.Object{}, now: now, log: log}
+	for _, obj := range todo {
+		b.objs[obj.Key] = obj
+	}
+	return b
+}
+
+// skip returns err unless the file is quarantined for it.
+func (b *badFiles) skip(key string, err error) error {
+	var ie *merge.InputError
+	if !b.quarantine || !errors.As(err, &ie) {
+		return err
+	}
+	if b.q == nil {
+		b.q, b.reasons = map[string]bookmark.Quarantined{}, map[string]string{}
+	}
+	reason := err.Error()
+	b.q[key] = bookmark.QuarantineOf(b.objs[key], reason, b.now)
+	b.reasons[key] = reason
+	b.order = append(b.order, key)
+	b.log.Warn("quarantined a bad file: skipping it", "file", key, "reason", reason)
+	return nil
+}
+
+// filter keeps the files check accepts; a quarantined file is released.
+func (b *badFiles) filter(files []*merge.File, check func(*merge.File) error) ([]*merge.File, error) {
+	kept := files[:0]
+	for i, f := range files {
+		if err := check(f); err != nil {
+			if err = b.skip(f.Name, err); err != nil {
+				return append(kept, files[i:]...), err
+			}
+			f.Release()
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(files[len(kept):])
+	return kept, nil
+}
+
+// evolve checks that the files' schemas fit the table's (stored; nil for a
+// new table) and each other's, in source order. With quarantine a file that
+// clashes with the files before it is skipped; with fail it fails the run.
+func (b *badFiles) evolve(stored *arrow.Schema, files []*merge.File) ([]*merge.File, error) {
+	cur := stored
+	if cur == nil {
+		cur = arrow.NewSchema(nil, nil)
+	}
+	return b.filter(files, func(f *merge.File) error {
+		next, _, err := merge.Evolve(cur, []*merge.File{f})
+		if err == nil {
+			cur = next
+		}
+		return err
+	})
+}
+
+// report prints the quarantined files, for the person who acts on them.
+func (b *badFiles) report(w io.Writer, table string) {
+	for _, k := range b.order {
+		fmt.Fprintf(w, "%s: QUARANTINED %s (skipped, recorded in the bookmark): %s\n", table, k, b.reasons[k])
+	}
 }
 
 // newTableSchema is the schema of a table created by this batch: the union

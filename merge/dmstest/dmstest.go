@@ -37,6 +37,13 @@ const (
 	TimestampMillis             // INT64 TIMESTAMP(MILLIS,isAdjustedToUTC=true); value time.Time
 	JSON                        // BYTE_ARRAY JSON; value string
 	Binary                      // BYTE_ARRAY; value []byte
+	// Appended, so the constants above keep their values.
+	Float32              // FLOAT; MySQL FLOAT, PostgreSQL REAL; value float32
+	TimestampLocalMillis // INT64 TIMESTAMP(MILLIS,isAdjustedToUTC=false), DATETIME with ParquetTimestampInMillisecond; value time.Time, its wall clock
+	Enum                 // BYTE_ARRAY ENUM; value string
+	DecimalInt32         // INT32 DECIMAL(Precision<=9,Scale), as Spark and other writers store small decimals; value as for Decimal
+	DecimalInt64         // INT64 DECIMAL(Precision<=18,Scale); value as for Decimal
+	TimestampNanos       // INT64 TIMESTAMP(NANOS,isAdjustedToUTC=true), as Spark and pandas write (DMS never does); value time.Time
 )
 
 var typeNames = [...]string{
@@ -45,6 +52,8 @@ var typeNames = [...]string{
 	Bool: "Bool", Float64: "Float64", Decimal: "Decimal", Date: "Date",
 	Timestamp: "Timestamp", TimestampLocal: "TimestampLocal",
 	TimestampMillis: "TimestampMillis", JSON: "JSON", Binary: "Binary",
+	Float32: "Float32", TimestampLocalMillis: "TimestampLocalMillis", Enum: "Enum",
+	DecimalInt32: "DecimalInt32", DecimalInt64: "DecimalInt64", TimestampNanos: "TimestampNanos",
 }
 
 // String returns the name of the type constant, e.g. "Int32".
@@ -59,8 +68,9 @@ func (t Type) String() string {
 type Column struct {
 	Name string
 	Type Type
-	// Precision and Scale apply to Decimal only: 1 <= Precision <= 38 and
-	// 0 <= Scale <= Precision.
+	// Precision and Scale apply to the decimal types only: 1 <= Precision <=
+	// 38 (9 for DecimalInt32, 18 for DecimalInt64) and 0 <= Scale <=
+	// Precision.
 	Precision, Scale int
 	// Required makes the column REQUIRED instead of OPTIONAL; a nil value in
 	// it is then an error.
@@ -69,13 +79,15 @@ type Column struct {
 
 // Row holds one value per column, in column order; nil is a null.
 //
-// Go types by column type: String and JSON string; Decimal a string in plain
-// decimal notation ("-123.45", at most Scale fraction digits); Bool bool;
-// Float64 float64 (or float32); Binary []byte; Date, Timestamp,
-// TimestampLocal and TimestampMillis time.Time. Integer columns accept any Go
-// integer type (int, int8..int64, uint, uint8..uint64) whose value fits the
-// column's range. Sub-microsecond (sub-millisecond for TimestampMillis)
-// precision is truncated, as DMS does.
+// Go types by column type: String, JSON and Enum string; Decimal,
+// DecimalInt32 and DecimalInt64 a string in plain decimal notation
+// ("-123.45", at most Scale fraction digits); Bool bool; Float64 float64 (or
+// float32); Float32 float32 (or a float64 a float32 holds exactly, or NaN);
+// Binary []byte; Date and the timestamp types time.Time. Integer columns
+// accept any Go integer type (int, int8..int64, uint, uint8..uint64) whose
+// value fits the column's range. Sub-microsecond (sub-millisecond for
+// TimestampMillis and TimestampLocalMillis) precision is truncated, as DMS
+// does; TimestampNanos keeps nanoseconds. Float bits (NaN payloads, -0) are written as given.
 type Row []any
 
 // Options controls the layout of the file.

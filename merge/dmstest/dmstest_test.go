@@ -169,6 +169,46 @@ var typeCases = []typeCase{
 		arrow: arrow.BinaryTypes.Binary,
 	},
 	{
+		col:  dmstest.Column{Name: "flt", Type: dmstest.Float32},
+		in:   []any{float32(-1.5), float32(math.MaxFloat32), nil, 0.25},
+		want: []any{float32(-1.5), float32(math.MaxFloat32), nil, float32(0.25)},
+		kind: parquet.Float, arrow: arrow.PrimitiveTypes.Float32,
+	},
+	{
+		col:  dmstest.Column{Name: "dtms", Type: dmstest.TimestampLocalMillis},
+		in:   []any{t0, tTokyo, nil, pre70},
+		want: []any{t0.Truncate(time.Millisecond), time.Date(2024, 8, 14, 9, 0, 36, 500000000, time.UTC), nil, pre70.Truncate(time.Millisecond)},
+		kind: parquet.Int64, logical: "TIMESTAMP(isAdjustedToUTC=false,unit=MILLIS)",
+		arrow: &arrow.TimestampType{Unit: arrow.Millisecond},
+	},
+	{
+		col:  dmstest.Column{Name: "tsns", Type: dmstest.TimestampNanos},
+		in:   []any{t0, tTokyo, nil, pre70.Add(999 * time.Nanosecond)},
+		want: []any{t0, tTokyo.UTC(), nil, pre70.Add(999 * time.Nanosecond)},
+		kind: parquet.Int64, logical: "TIMESTAMP(isAdjustedToUTC=true,unit=NANOS)",
+		arrow: &arrow.TimestampType{Unit: arrow.Nanosecond, TimeZone: "UTC"},
+	},
+	{
+		col:  dmstest.Column{Name: "enum", Type: dmstest.Enum},
+		in:   []any{"small", "𠮷", nil, ""},
+		want: []any{"small", "𠮷", nil, ""},
+		kind: parquet.ByteArray, logical: "ENUM",
+		// Like JSON, pqarrow reads the ENUM logical type as plain binary.
+		arrow: arrow.BinaryTypes.Binary,
+	},
+	{
+		col:  dmstest.Column{Name: "dec9", Type: dmstest.DecimalInt32, Precision: 9, Scale: 2},
+		in:   []any{"-9999999.99", "9999999.99", nil, "-0.01"},
+		want: []any{"-9999999.99", "9999999.99", nil, "-0.01"},
+		kind: parquet.Int32, logical: "DECIMAL(9,2)", arrow: &arrow.Decimal128Type{Precision: 9, Scale: 2},
+	},
+	{
+		col:  dmstest.Column{Name: "dec18", Type: dmstest.DecimalInt64, Precision: 18, Scale: 4},
+		in:   []any{"-99999999999999.9999", "99999999999999.9999", nil, "0"},
+		want: []any{"-99999999999999.9999", "99999999999999.9999", nil, "0.0000"},
+		kind: parquet.Int64, logical: "DECIMAL(18,4)", arrow: &arrow.Decimal128Type{Precision: 18, Scale: 4},
+	},
+	{
 		col:  dmstest.Column{Name: "blob", Type: dmstest.Binary},
 		in:   []any{[]byte{0, 0xff, 'a'}, []byte{}, nil, []byte("😀")},
 		want: []any{[]byte{0, 0xff, 'a'}, []byte{}, nil, []byte("😀")},
@@ -412,6 +452,11 @@ func TestWriteErrors(t *testing.T) {
 		{"decimal syntax empty", dec, nil, rows(""), dmstest.Options{}, []string{"not a plain decimal"}},
 		{"decimal syntax dot", dec, nil, rows(".5"), dmstest.Options{}, []string{"not a plain decimal"}},
 		{"decimal as float", dec, nil, rows(1.5), dmstest.Options{}, []string{"got float64"}},
+		{"float32 inexact", col(dmstest.Float32), nil, rows(0.1), dmstest.Options{}, []string{"row 1", `"v"`, "not exactly a float32"}},
+		{"string in float32 column", col(dmstest.Float32), nil, rows("1"), dmstest.Options{}, []string{"got string"}},
+		{"decimal int32 precision", []dmstest.Column{{Name: "d", Type: dmstest.DecimalInt32, Precision: 10}}, nil, nil, dmstest.Options{}, []string{`"d"`, "precision 10 not in 1..9"}},
+		{"decimal int64 precision", []dmstest.Column{{Name: "d", Type: dmstest.DecimalInt64, Precision: 19}}, nil, nil, dmstest.Options{}, []string{`"d"`, "precision 19 not in 1..18"}},
+		{"decimal int32 digits", []dmstest.Column{id, {Name: "v", Type: dmstest.DecimalInt32, Precision: 3, Scale: 1}}, nil, rows("100.0"), dmstest.Options{}, []string{"precision is 3"}},
 		{"decimal precision 0", []dmstest.Column{{Name: "d", Type: dmstest.Decimal}}, nil, nil, dmstest.Options{}, []string{`"d"`, "precision 0"}},
 		{"decimal precision 39", []dmstest.Column{{Name: "d", Type: dmstest.Decimal, Precision: 39}}, nil, nil, dmstest.Options{}, []string{"precision 39"}},
 		{"decimal scale", []dmstest.Column{{Name: "d", Type: dmstest.Decimal, Precision: 4, Scale: 5}}, nil, nil, dmstest.Options{}, []string{"scale 5"}},
@@ -480,9 +525,69 @@ func TestWriteDeterministic(t *testing.T) {
 	}
 }
 
+// Special float values keep their exact bits through both readers: NaN
+// (with its payload), ±Inf, -0 and subnormals, in FLOAT and DOUBLE columns.
+func TestFloatBits(t *testing.T) {
+	nan32 := math.Float32frombits(0x7fc00001) // a quiet NaN with a payload
+	nan64 := math.Float64frombits(0x7ff8000000000001)
+	f32 := []float32{nan32, float32(math.Inf(1)), float32(math.Inf(-1)), float32(math.Copysign(0, -1)),
+		math.SmallestNonzeroFloat32, -math.MaxFloat32}
+	f64 := []float64{nan64, math.Inf(1), math.Inf(-1), math.Copysign(0, -1), math.SmallestNonzeroFloat64, -math.MaxFloat64}
+	cols := []dmstest.Column{{Name: "f", Type: dmstest.Float32}, {Name: "d", Type: dmstest.Float64}}
+	rows := make([]dmstest.Row, len(f32))
+	for i := range rows {
+		rows[i] = dmstest.Row{f32[i], f64[i]}
+	}
+	var buf bytes.Buffer
+	if err := dmstest.Write(&buf, cols, nil, rows, dmstest.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := parquet.OpenFile(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r, row := range readRows(t, f) {
+		if got := math.Float32bits(row[0].Float()); got != math.Float32bits(f32[r]) {
+			t.Errorf("row %d FLOAT bits %#x via parquet-go, want %#x", r, got, math.Float32bits(f32[r]))
+		}
+		if got := math.Float64bits(row[1].Double()); got != math.Float64bits(f64[r]) {
+			t.Errorf("row %d DOUBLE bits %#x via parquet-go, want %#x", r, got, math.Float64bits(f64[r]))
+		}
+	}
+	rdr, err := file.NewParquetReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fr, err := pqarrow.NewFileReader(rdr, pqarrow.ArrowReadProperties{}, memory.DefaultAllocator)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tbl, err := fr.ReadTable(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tbl.Release()
+	a32 := tbl.Column(0).Data().Chunk(0).(*array.Float32)
+	a64 := tbl.Column(1).Data().Chunk(0).(*array.Float64)
+	for r := range f32 {
+		if got := math.Float32bits(a32.Value(r)); got != math.Float32bits(f32[r]) {
+			t.Errorf("row %d FLOAT bits %#x via arrow, want %#x", r, got, math.Float32bits(f32[r]))
+		}
+		if got := math.Float64bits(a64.Value(r)); got != math.Float64bits(f64[r]) {
+			t.Errorf("row %d DOUBLE bits %#x via arrow, want %#x", r, got, math.Float64bits(f64[r]))
+		}
+	}
+}
+
 func TestTypeString(t *testing.T) {
 	if got := dmstest.TimestampLocal.String(); got != "TimestampLocal" {
 		t.Errorf("TimestampLocal.String() = %q", got)
+	}
+	if got := dmstest.TimestampLocalMillis.String(); got != "TimestampLocalMillis" {
+		t.Errorf("TimestampLocalMillis.String() = %q", got)
+	}
+	if got := dmstest.DecimalInt64.String(); got != "DecimalInt64" {
+		t.Errorf("DecimalInt64.String() = %q", got)
 	}
 	if got := dmstest.Type(-1).String(); got != "Type(-1)" {
 		t.Errorf("Type(-1).String() = %q", got)
@@ -522,7 +627,7 @@ func decodeParquetGo(c dmstest.Column, v parquet.Value) any {
 		return nil
 	}
 	switch c.Type {
-	case dmstest.String, dmstest.JSON:
+	case dmstest.String, dmstest.JSON, dmstest.Enum:
 		return string(v.ByteArray())
 	case dmstest.Binary:
 		return append([]byte{}, v.ByteArray()...)
@@ -538,6 +643,12 @@ func decodeParquetGo(c dmstest.Column, v parquet.Value) any {
 		return v.Boolean()
 	case dmstest.Float64:
 		return v.Double()
+	case dmstest.Float32:
+		return v.Float()
+	case dmstest.DecimalInt32:
+		return formatDecimal(big.NewInt(int64(v.Int32())), c.Scale)
+	case dmstest.DecimalInt64:
+		return formatDecimal(big.NewInt(v.Int64()), c.Scale)
 	case dmstest.Decimal:
 		b := v.ByteArray()
 		n := new(big.Int).SetBytes(b)
@@ -549,8 +660,10 @@ func decodeParquetGo(c dmstest.Column, v parquet.Value) any {
 		return time.Unix(int64(v.Int32())*86400, 0).UTC()
 	case dmstest.Timestamp, dmstest.TimestampLocal:
 		return time.UnixMicro(v.Int64()).UTC()
-	case dmstest.TimestampMillis:
+	case dmstest.TimestampMillis, dmstest.TimestampLocalMillis:
 		return time.UnixMilli(v.Int64()).UTC()
+	case dmstest.TimestampNanos:
+		return time.Unix(0, v.Int64()).UTC()
 	}
 	return v
 }
@@ -585,7 +698,7 @@ func arrowValues(t *testing.T, c dmstest.Column, col *arrow.Column) []any {
 				v = a.Value(i)
 			case *array.Binary:
 				b := append([]byte{}, a.Value(i)...)
-				if c.Type == dmstest.JSON {
+				if c.Type == dmstest.JSON || c.Type == dmstest.Enum {
 					v = string(b)
 				} else {
 					v = b
@@ -609,6 +722,8 @@ func arrowValues(t *testing.T, c dmstest.Column, col *arrow.Column) []any {
 			case *array.Boolean:
 				v = a.Value(i)
 			case *array.Float64:
+				v = a.Value(i)
+			case *array.Float32:
 				v = a.Value(i)
 			case *array.Decimal128:
 				v = formatDecimal(a.Value(i).BigInt(), c.Scale)

@@ -17,20 +17,30 @@
 //
 // Physical and logical types, by [Type]:
 //
-//	String          BYTE_ARRAY            STRING
-//	Int8, Int16     INT32                 INT(8|16, signed)
-//	Int32, Int64    INT32, INT64          INT(32|64, signed)
-//	Uint8..Uint32   INT32                 INT(8|16|32, unsigned)
-//	Uint64          INT64                 INT(64, unsigned)
-//	Bool            BOOLEAN               -
-//	Float64         DOUBLE                -
-//	Decimal         FIXED_LEN_BYTE_ARRAY  DECIMAL(p, s), minimal width for p
-//	Date            INT32                 DATE
-//	Timestamp       INT64                 TIMESTAMP(MICROS, isAdjustedToUTC=true)
-//	TimestampLocal  INT64                 TIMESTAMP(MICROS, isAdjustedToUTC=false)
-//	TimestampMillis INT64                 TIMESTAMP(MILLIS, isAdjustedToUTC=true)
-//	JSON            BYTE_ARRAY            JSON
-//	Binary          BYTE_ARRAY            -
+//	String               BYTE_ARRAY            STRING
+//	Int8, Int16          INT32                 INT(8|16, signed)
+//	Int32, Int64         INT32, INT64          INT(32|64, signed)
+//	Uint8..Uint32        INT32                 INT(8|16|32, unsigned)
+//	Uint64               INT64                 INT(64, unsigned)
+//	Bool                 BOOLEAN               -
+//	Float32              FLOAT                 -
+//	Float64              DOUBLE                -
+//	Decimal              FIXED_LEN_BYTE_ARRAY  DECIMAL(p, s), minimal width for p
+//	DecimalInt32         INT32                 DECIMAL(p <= 9, s)
+//	DecimalInt64         INT64                 DECIMAL(p <= 18, s)
+//	Date                 INT32                 DATE
+//	Timestamp            INT64                 TIMESTAMP(MICROS, isAdjustedToUTC=true)
+//	TimestampLocal       INT64                 TIMESTAMP(MICROS, isAdjustedToUTC=false)
+//	TimestampMillis      INT64                 TIMESTAMP(MILLIS, isAdjustedToUTC=true)
+//	TimestampLocalMillis INT64                 TIMESTAMP(MILLIS, isAdjustedToUTC=false)
+//	TimestampNanos       INT64                 TIMESTAMP(NANOS, isAdjustedToUTC=true)
+//	JSON                 BYTE_ARRAY            JSON
+//	Enum                 BYTE_ARRAY            ENUM
+//	Binary               BYTE_ARRAY            -
+//
+// DMS itself writes decimals as FIXED_LEN_BYTE_ARRAY and timestamps in micro-
+// or milliseconds; DecimalInt32, DecimalInt64 and TimestampNanos are what
+// other Parquet writers produce, for readers that must accept them too.
 //
 // Values are validated against their column's type before anything is
 // written; a mismatch is reported as an error naming the row and column.

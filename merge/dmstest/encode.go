@@ -58,6 +58,8 @@ func encoderOf(c Column) (encoder, error) {
 		node, e.encode = parquet.String(), encodeString
 	case JSON:
 		node, e.encode = parquet.JSON(), encodeString
+	case Enum:
+		node, e.encode = parquet.Enum(), encodeString
 	case Binary:
 		node, e.encode = parquet.Leaf(parquet.ByteArrayType), encodeBinary
 	case Int8:
@@ -80,16 +82,28 @@ func encoderOf(c Column) (encoder, error) {
 		node, e.encode = parquet.Leaf(parquet.BooleanType), encodeBool
 	case Float64:
 		node, e.encode = parquet.Leaf(parquet.DoubleType), encodeFloat64
-	case Decimal:
-		if c.Precision < 1 || c.Precision > 38 {
-			return e, fmt.Errorf("dmstest: column %q: decimal precision %d not in 1..38", c.Name, c.Precision)
+	case Float32:
+		node, e.encode = parquet.Leaf(parquet.FloatType), encodeFloat32
+	case Decimal, DecimalInt32, DecimalInt64:
+		maxPrecision := map[Type]int{Decimal: 38, DecimalInt32: 9, DecimalInt64: 18}[c.Type]
+		if c.Precision < 1 || c.Precision > maxPrecision {
+			return e, fmt.Errorf("dmstest: column %q: decimal precision %d not in 1..%d", c.Name, c.Precision, maxPrecision)
 		}
 		if c.Scale < 0 || c.Scale > c.Precision {
 			return e, fmt.Errorf("dmstest: column %q: decimal scale %d not in 0..%d", c.Name, c.Scale, c.Precision)
 		}
-		n := decimalBytes(c.Precision)
-		node = parquet.Decimal(c.Scale, c.Precision, parquet.FixedLenByteArrayType(n))
-		e.encode = decimalEncoder(c.Precision, c.Scale, n)
+		switch c.Type {
+		case DecimalInt32:
+			node = parquet.Decimal(c.Scale, c.Precision, parquet.Int32Type)
+			e.encode = decimalIntEncoder(c.Precision, c.Scale, 32)
+		case DecimalInt64:
+			node = parquet.Decimal(c.Scale, c.Precision, parquet.Int64Type)
+			e.encode = decimalIntEncoder(c.Precision, c.Scale, 64)
+		default:
+			n := decimalBytes(c.Precision)
+			node = parquet.Decimal(c.Scale, c.Precision, parquet.FixedLenByteArrayType(n))
+			e.encode = decimalEncoder(c.Precision, c.Scale, n)
+		}
 	case Date:
 		node, e.encode = parquet.Date(), encodeDate
 	case Timestamp:
@@ -98,6 +112,10 @@ func encoderOf(c Column) (encoder, error) {
 		node, e.encode = parquet.TimestampAdjusted(parquet.Microsecond, false), timestampEncoder(time.Microsecond, true)
 	case TimestampMillis:
 		node, e.encode = parquet.TimestampAdjusted(parquet.Millisecond, true), timestampEncoder(time.Millisecond, false)
+	case TimestampLocalMillis:
+		node, e.encode = parquet.TimestampAdjusted(parquet.Millisecond, false), timestampEncoder(time.Millisecond, true)
+	case TimestampNanos:
+		node, e.encode = parquet.TimestampAdjusted(parquet.Nanosecond, true), timestampEncoder(time.Nanosecond, false)
 	default:
 		return e, fmt.Errorf("dmstest: column %q: unknown type %s", c.Name, c.Type)
 	}
@@ -150,6 +168,21 @@ func encodeFloat64(v any) (parquet.Value, error) {
 		return parquet.DoubleValue(float64(f)), nil
 	}
 	return parquet.Value{}, typeError(v, "float64")
+}
+
+func encodeFloat32(v any) (parquet.Value, error) {
+	switch f := v.(type) {
+	case float32:
+		return parquet.FloatValue(f), nil
+	case float64:
+		// Only values a MySQL FLOAT can hold: a float64 literal like 0.1 would
+		// silently become another number.
+		if float64(float32(f)) == f || math.IsNaN(f) {
+			return parquet.FloatValue(float32(f)), nil
+		}
+		return parquet.Value{}, fmt.Errorf("%v is not exactly a float32", f)
+	}
+	return parquet.Value{}, typeError(v, "float32")
 }
 
 // integerOf returns the sign and magnitude of any Go integer.
@@ -271,35 +304,61 @@ func decimalBytes(precision int) int {
 
 var decimalSyntax = regexp.MustCompile(`^([+-]?)([0-9]+)(?:\.([0-9]+))?$`)
 
+// unscaledDecimal parses a decimal string of a DECIMAL(precision, scale)
+// column into its unscaled integer.
+func unscaledDecimal(v any, precision, scale int) (*big.Int, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, typeError(v, "a decimal string")
+	}
+	m := decimalSyntax.FindStringSubmatch(s)
+	if m == nil {
+		return nil, fmt.Errorf("%q is not a plain decimal number", s)
+	}
+	sign, whole, frac := m[1], m[2], m[3]
+	if len(frac) > scale {
+		return nil, fmt.Errorf("%q has %d fraction digits, scale is %d", s, len(frac), scale)
+	}
+	digits := strings.TrimLeft(whole+frac+strings.Repeat("0", scale-len(frac)), "0")
+	if len(digits) > precision {
+		return nil, fmt.Errorf("%q needs %d digits, precision is %d", s, len(digits), precision)
+	}
+	unscaled := new(big.Int)
+	if digits != "" {
+		unscaled.SetString(digits, 10) // digits are checked by decimalSyntax
+	}
+	if sign == "-" {
+		unscaled.Neg(unscaled)
+	}
+	return unscaled, nil
+}
+
 func decimalEncoder(precision, scale, width int) func(any) (parquet.Value, error) {
 	modulus := new(big.Int).Lsh(big.NewInt(1), uint(8*width))
 	return func(v any) (parquet.Value, error) {
-		s, ok := v.(string)
-		if !ok {
-			return parquet.Value{}, typeError(v, "a decimal string")
-		}
-		m := decimalSyntax.FindStringSubmatch(s)
-		if m == nil {
-			return parquet.Value{}, fmt.Errorf("%q is not a plain decimal number", s)
-		}
-		sign, whole, frac := m[1], m[2], m[3]
-		if len(frac) > scale {
-			return parquet.Value{}, fmt.Errorf("%q has %d fraction digits, scale is %d", s, len(frac), scale)
-		}
-		digits := strings.TrimLeft(whole+frac+strings.Repeat("0", scale-len(frac)), "0")
-		if len(digits) > precision {
-			return parquet.Value{}, fmt.Errorf("%q needs %d digits, precision is %d", s, len(digits), precision)
-		}
-		unscaled := new(big.Int)
-		if digits != "" {
-			unscaled.SetString(digits, 10) // digits are checked by decimalSyntax
-		}
-		if sign == "-" {
-			unscaled.Neg(unscaled)
+		unscaled, err := unscaledDecimal(v, precision, scale)
+		if err != nil {
+			return parquet.Value{}, err
 		}
 		if unscaled.Sign() < 0 {
 			unscaled.Add(unscaled, modulus)
 		}
 		return parquet.FixedLenByteArrayValue(unscaled.FillBytes(make([]byte, width))), nil
+	}
+}
+
+// decimalIntEncoder stores the unscaled value in an INT32 or INT64, as
+// Parquet allows for precision up to 9 and 18; the precision check keeps it
+// in range.
+func decimalIntEncoder(precision, scale, bits int) func(any) (parquet.Value, error) {
+	return func(v any) (parquet.Value, error) {
+		unscaled, err := unscaledDecimal(v, precision, scale)
+		if err != nil {
+			return parquet.Value{}, err
+		}
+		if bits == 32 {
+			return parquet.Int32Value(int32(unscaled.Int64())), nil
+		}
+		return parquet.Int64Value(unscaled.Int64()), nil
 	}
 }
