@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -17,6 +18,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/iceberg-go"
 	icecat "github.com/apache/iceberg-go/catalog"
@@ -49,6 +51,9 @@ var createProps = iceberg.Properties{
 	"write.update.mode":               "merge-on-read",
 	"write.merge.mode":                "merge-on-read",
 	"write.parquet.compression-codec": "zstd",
+	// Row groups of 256 Ki rows: a run finds the rows it replaces by key
+	// range, and skips the row groups whose statistics rule its keys out.
+	"write.parquet.row-group-limit": "262144",
 	// icemerge re-plans a conflicting commit itself (the rows it replaces may
 	// have changed); a blind replay by the library would not re-check them.
 	"commit.retry.num-retries": "0",
@@ -113,31 +118,65 @@ const (
 // deleted reports true are deleted by the table's position deletes.
 type LiveRowsFunc func(path string, cols []arrow.Array, firstPos int64, deleted func(int64) bool) error
 
-// ScanLive reads the named columns of every data file of the current
-// snapshot, with the positions of its rows, for finding the rows a batch
-// replaces. Only these columns are read.
-func ScanLive(ctx context.Context, tbl *table.Table, cols []string, fn LiveRowsFunc) error {
+// KeyRange bounds the values of one column (the first key column) that a
+// scan looks for: data files and row groups whose statistics show no value
+// in [Lo, Hi] are skipped. Lo and Hi are int32, int64 or string, the
+// column's type.
+type KeyRange struct {
+	Column string
+	Lo, Hi any
+}
+
+// ScanStats says how much of the table a scan read.
+type ScanStats struct {
+	Files, FilesPruned         int   // data files read, and skipped by their bounds
+	RowGroups, RowGroupsPruned int   // row groups read, and skipped by their statistics
+	Bytes                      int64 // compressed bytes of the column chunks read
+}
+
+// ScanLive reads the named columns of the data files of the current
+// snapshot that may hold a key in rng (all of them when rng is nil), with
+// the positions of their rows, for finding the rows a batch replaces. Only
+// these columns are read.
+func ScanLive(ctx context.Context, tbl *table.Table, cols []string, rng *KeyRange, fn LiveRowsFunc) (ScanStats, error) {
+	var st ScanStats
 	if tbl.CurrentSnapshot() == nil {
-		return nil
+		return st, nil
 	}
 	if !tbl.Spec().IsUnpartitioned() {
-		return fmt.Errorf("table %s is partitioned: icemerge writes unpartitioned tables only", Name(tbl))
+		return st, fmt.Errorf("table %s is partitioned: icemerge writes unpartitioned tables only", Name(tbl))
 	}
-	scan := tbl.Scan(table.WithSelectedFields(cols...))
-	tasks, err := scan.PlanFiles(ctx)
+	opts := []table.ScanOption{table.WithSelectedFields(cols...)}
+	var prune *rowGroupPruner
+	if rng != nil {
+		filter, err := rangeFilter(rng)
+		if err != nil {
+			return st, err
+		}
+		opts = append(opts, table.WithRowFilter(filter))
+		f, ok := tbl.Schema().FindFieldByName(rng.Column)
+		if !ok {
+			return st, fmt.Errorf("table %s has no column %q", Name(tbl), rng.Column)
+		}
+		prune = &rowGroupPruner{fieldID: f.ID, lo: rng.Lo, hi: rng.Hi}
+	}
+	tasks, err := tbl.Scan(opts...).PlanFiles(ctx)
 	if err != nil {
-		return fmt.Errorf("planning scan of %s: %w", Name(tbl), err)
+		return st, fmt.Errorf("planning scan of %s: %w", Name(tbl), err)
+	}
+	if n, err := strconv.Atoi(tbl.CurrentSnapshot().Summary.Properties["total-data-files"]); err == nil {
+		st.FilesPruned = n // less the files read, below
 	}
 	fs, err := tbl.FS(ctx)
 	if err != nil {
-		return fmt.Errorf("opening the file system of %s: %w", Name(tbl), err)
+		return st, fmt.Errorf("opening the file system of %s: %w", Name(tbl), err)
 	}
 	sc := tbl.Schema()
 	ids := make([]int, len(cols))
 	for i, c := range cols {
 		f, ok := sc.FindFieldByName(c)
 		if !ok {
-			return fmt.Errorf("table %s has no column %q", Name(tbl), c)
+			return st, fmt.Errorf("table %s has no column %q", Name(tbl), c)
 		}
 		ids[i] = f.ID
 	}
@@ -149,16 +188,17 @@ func ScanLive(ctx context.Context, tbl *table.Table, cols []string, fn LiveRowsF
 			continue // a split of a file already read whole
 		}
 		seen[path] = true
+		st.Files++
 		var deleted []int64
 		for _, df := range task.DeleteFiles {
 			if df.ContentType() != iceberg.EntryContentPosDeletes || table.IsDeletionVector(df) {
-				return fmt.Errorf("table %s has %s delete file %s: icemerge reads position deletes only; compact the table (Athena OPTIMIZE) first",
+				return st, fmt.Errorf("table %s has %s delete file %s: icemerge reads position deletes only; compact the table (Athena OPTIMIZE) first",
 					Name(tbl), df.ContentType(), df.FilePath())
 			}
 			byFile, ok := deleteCache[df.FilePath()]
 			if !ok {
 				if byFile, err = readPositionDeletes(ctx, fs, df.FilePath()); err != nil {
-					return err
+					return st, err
 				}
 				deleteCache[df.FilePath()] = byFile
 			}
@@ -166,19 +206,76 @@ func ScanLive(ctx context.Context, tbl *table.Table, cols []string, fn LiveRowsF
 		}
 		slices.Sort(deleted)
 		isDeleted := func(pos int64) bool { _, ok := slices.BinarySearch(deleted, pos); return ok }
-		if err := readColumns(ctx, fs, path, ids, func(arrs []arrow.Array, first int64) error {
+		if err := readColumns(ctx, fs, path, ids, prune, &st, func(arrs []arrow.Array, first int64) error {
 			return fn(path, arrs, first, isDeleted)
 		}); err != nil {
-			return err
+			return st, err
 		}
 	}
-	return nil
+	st.FilesPruned = max(0, st.FilesPruned-st.Files)
+	return st, nil
+}
+
+// rangeFilter is the scan filter lo <= column <= hi.
+func rangeFilter(r *KeyRange) (iceberg.BooleanExpression, error) {
+	ref := iceberg.Reference(r.Column)
+	switch lo := r.Lo.(type) {
+	case int32:
+		return iceberg.NewAnd(iceberg.GreaterThanEqual(ref, lo), iceberg.LessThanEqual(ref, r.Hi.(int32))), nil
+	case int64:
+		return iceberg.NewAnd(iceberg.GreaterThanEqual(ref, lo), iceberg.LessThanEqual(ref, r.Hi.(int64))), nil
+	case string:
+		return iceberg.NewAnd(iceberg.GreaterThanEqual(ref, lo), iceberg.LessThanEqual(ref, r.Hi.(string))), nil
+	}
+	return nil, fmt.Errorf("key range of column %q: unsupported type %T", r.Column, r.Lo)
+}
+
+// rowGroupPruner skips row groups whose statistics for one column show no
+// value in [lo, hi].
+type rowGroupPruner struct {
+	fieldID int
+	lo, hi  any
+}
+
+// skip reports whether the row group cannot hold a value in range; without
+// statistics it reads the row group.
+func (p *rowGroupPruner) skip(rg *metadata.RowGroupMetaData, leaf map[int]int) bool {
+	if p == nil {
+		return false
+	}
+	i, ok := leaf[p.fieldID]
+	if !ok {
+		return false
+	}
+	cc, err := rg.ColumnChunk(i)
+	if err != nil {
+		return false
+	}
+	stats, err := cc.Statistics()
+	if err != nil || stats == nil || !stats.HasMinMax() {
+		return false
+	}
+	switch s := stats.(type) {
+	case *metadata.Int32Statistics:
+		lo, ok1 := p.lo.(int32)
+		hi, ok2 := p.hi.(int32)
+		return ok1 && ok2 && (s.Max() < lo || s.Min() > hi)
+	case *metadata.Int64Statistics:
+		lo, ok1 := p.lo.(int64)
+		hi, ok2 := p.hi.(int64)
+		return ok1 && ok2 && (s.Max() < lo || s.Min() > hi)
+	case *metadata.ByteArrayStatistics:
+		lo, ok1 := p.lo.(string)
+		hi, ok2 := p.hi.(string)
+		return ok1 && ok2 && (string(s.Max()) < lo || string(s.Min()) > hi)
+	}
+	return false
 }
 
 // readColumns reads the columns with the given field IDs from a data file,
 // one row group at a time; a column the file lacks (added later) reads as
 // nulls.
-func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, fn func([]arrow.Array, int64) error) (err error) {
+func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, prune *rowGroupPruner, st *ScanStats, fn func([]arrow.Array, int64) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("reading table data file %s: corrupt Parquet: %v", path, p)
@@ -211,7 +308,19 @@ func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, fn fu
 	}
 	var first int64
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
-		n := pf.MetaData().RowGroup(rg).NumRows()
+		rgm := pf.MetaData().RowGroup(rg)
+		n := rgm.NumRows()
+		if prune.skip(rgm, leaf) {
+			st.RowGroupsPruned++
+			first += n
+			continue
+		}
+		st.RowGroups++
+		for _, i := range present {
+			if cc, err := rgm.ColumnChunk(i); err == nil {
+				st.Bytes += cc.TotalCompressedSize()
+			}
+		}
 		tbl, err := fr.ReadRowGroups(ctx, present, []int{rg})
 		if err != nil {
 			return fmt.Errorf("reading table data file %s: %w", path, err)
@@ -249,7 +358,7 @@ func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, fn fu
 // positions.
 func readPositionDeletes(ctx context.Context, fs iceio.IO, path string) (map[string][]int64, error) {
 	out := map[string][]int64{}
-	err := readColumns(ctx, fs, path, []int{fieldFilePath, fieldPos}, func(arrs []arrow.Array, _ int64) error {
+	err := readColumns(ctx, fs, path, []int{fieldFilePath, fieldPos}, nil, &ScanStats{}, func(arrs []arrow.Array, _ int64) error {
 		paths, ok1 := arrs[0].(*array.String)
 		pos, ok2 := arrs[1].(*array.Int64)
 		if !ok1 || !ok2 {
@@ -277,21 +386,38 @@ type Prepared struct {
 	tbl         *table.Table
 	dataFiles   []iceberg.DataFile
 	deleteFiles []iceberg.DataFile
+	Stats       WriteStats
+}
+
+// WriteStats says what Prepare wrote and how long it took.
+type WriteStats struct {
+	DataFiles, DeleteFiles int
+	DataBytes, DeleteBytes int64
+	DataTime, DeleteTime   time.Duration
 }
 
 // Prepare writes the change's data files and its one position delete file.
 func (c *Catalog) Prepare(ctx context.Context, tbl *table.Table, ch Change) (*Prepared, error) {
 	p := &Prepared{tbl: tbl}
 	var err error
+	start := time.Now()
 	if p.dataFiles, err = writeData(ctx, tbl, ch); err != nil {
 		return nil, err
 	}
+	p.Stats.DataTime = time.Since(start)
+	for _, df := range p.dataFiles {
+		p.Stats.DataFiles++
+		p.Stats.DataBytes += df.FileSizeBytes()
+	}
 	if len(ch.Deletes) > 0 {
+		start = time.Now()
 		df, err := writePositionDeletes(ctx, tbl, ch.Deletes)
 		if err != nil {
 			return nil, err
 		}
 		p.deleteFiles = append(p.deleteFiles, df)
+		p.Stats.DeleteTime = time.Since(start)
+		p.Stats.DeleteFiles, p.Stats.DeleteBytes = 1, df.FileSizeBytes()
 	}
 	return p, nil
 }

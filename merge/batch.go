@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"iter"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -34,6 +35,11 @@ type Batch struct {
 	keyBuf   []byte
 	// tombstones of earlier runs; only consulted with order-by columns.
 	tombstones Tombstones
+	// The range of the first key column's values, for pruning the table's
+	// files: ints (int and long) or strings.
+	rangeOK  bool
+	loI, hiI int64
+	loS, hiS string
 }
 
 type winner struct {
@@ -123,6 +129,9 @@ func (b *Batch) Add(f *File) error {
 	if n := len(b.files); n > 0 && CompareObjects(Object{Key: b.files[n-1].Name}, Object{Key: f.Name}) >= 0 {
 		return fmt.Errorf("merge: %s added after %s, out of source order", f.Name, b.files[n-1].Name)
 	}
+	for _, rec := range f.Records {
+		b.widenRange(rec.Column(b.keyIdx[0]))
+	}
 	fi := int32(len(b.files))
 	b.files = append(b.files, f)
 	row := 0
@@ -155,6 +164,67 @@ func (b *Batch) Add(f *File) error {
 		}
 	}
 	return nil
+}
+
+// widenRange extends the key range over the non-null values of col.
+func (b *Batch) widenRange(col arrow.Array) {
+	switch a := col.(type) {
+	case *array.Int32:
+		for i, v := range a.Int32Values() {
+			if a.IsValid(i) {
+				b.widenInt(int64(v))
+			}
+		}
+	case *array.Int64:
+		for i, v := range a.Int64Values() {
+			if a.IsValid(i) {
+				b.widenInt(v)
+			}
+		}
+	case *array.String:
+		for i := 0; i < a.Len(); i++ {
+			if a.IsValid(i) {
+				v := a.Value(i)
+				if !b.rangeOK || v < b.loS {
+					b.loS = strings.Clone(v)
+				}
+				if !b.rangeOK || v > b.hiS {
+					b.hiS = strings.Clone(v)
+				}
+				b.rangeOK = true
+			}
+		}
+	}
+}
+
+func (b *Batch) widenInt(v int64) {
+	if !b.rangeOK || v < b.loI {
+		b.loI = v
+	}
+	if !b.rangeOK || v > b.hiI {
+		b.hiI = v
+	}
+	b.rangeOK = true
+}
+
+// KeyRange returns the smallest and greatest value of the first key column
+// in the batch, typed as the column (int32, int64 or string); ok is false
+// for other types or an empty batch. Only table rows in this range can
+// match a change.
+func (b *Batch) KeyRange() (column string, lo, hi any, ok bool) {
+	if !b.rangeOK {
+		return "", nil, nil, false
+	}
+	col := b.opts.Keys[0]
+	switch b.schema.Field(b.keyIdx[0]).Type.ID() {
+	case arrow.INT32:
+		return col, int32(b.loI), int32(b.hiI), true
+	case arrow.INT64:
+		return col, b.loI, b.hiI, true
+	case arrow.STRING:
+		return col, b.loS, b.hiS, true
+	}
+	return "", nil, nil, false
 }
 
 // KeyColumns and OrderColumns are the columns MatchExisting expects, in order.
@@ -229,6 +299,10 @@ type Plan struct {
 	DeleteRows int
 	// WriteRows is the number of rows Records yields.
 	WriteRows int
+	// The effect on the table, by key: rows inserted (no live row before),
+	// updated (a live row replaced) and deleted (a D winner removing a live
+	// row).
+	RowsInserted, RowsUpdated, RowsDeleted int
 
 	schema *arrow.Schema
 	files  []*File
@@ -279,6 +353,14 @@ func (b *Batch) Plan() *Plan {
 		}
 		for _, l := range w.existing {
 			p.Deletes[l.path] = append(p.Deletes[l.path], l.pos)
+		}
+		switch {
+		case w.op != Delete && len(w.existing) > 0:
+			p.RowsUpdated++
+		case w.op != Delete:
+			p.RowsInserted++
+		case len(w.existing) > 0:
+			p.RowsDeleted++
 		}
 		if w.op != Delete {
 			p.keep[w.file][w.rec][w.row] = true

@@ -261,6 +261,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	fs.DurationVar(&o.Wait, "wait", 0, "wait this long for another run of the table to finish (0: exit 3 at once)")
 	fs.DurationVar(&o.LockTTL, "lock-ttl", 10*time.Minute, "lease of the table's run lock, renewed while running; a run that died frees the table after it")
 	fs.DurationVar(&o.TombstoneTTL, "tombstone-ttl", 7*24*time.Hour, "remember deleted keys this long, so older changes arriving late do not revive them (0: off)")
+	report := fs.String("report", "", "write a JSON report of the run to this file ('-': stdout)")
 	fs.StringVar(&o.OnBadFile, "on-bad-file", onBadFileFail, "a file with bad input (corrupt, unknown Op, null key, invalid UTF-8, clashing type): fail the run, or quarantine: skip it, record it in the bookmark and go on")
 	if err := parse(fs, args, env); err != nil {
 		return usageErr(err)
@@ -281,7 +282,18 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 		return err
 	}
 	defer op.cat.Close()
-	_, err = runMerge(ctx, o, Deps{Log: log, Out: stdout, Now: time.Now, Source: op.src, Catalog: op.cat, Bookmark: op.store, Lock: op.store})
+	started := time.Now()
+	out := stdout
+	if *report == "-" {
+		out = stderr // stdout carries the report alone
+	}
+	res, err := runMerge(ctx, o, Deps{Log: log, Out: out, Now: time.Now, Source: op.src, Catalog: op.cat, Bookmark: op.store, Lock: op.store})
+	if *report != "" {
+		tr := tableReport(o.Table, res, o.DryRun, err)
+		if rerr := writeReport(*report, stdout, Report{Started: started.UTC(), OK: err == nil, Tables: []TableReport{tr}}); rerr != nil {
+			return errors.Join(err, rerr)
+		}
+	}
 	return err
 }
 

@@ -115,6 +115,17 @@ type Result struct {
 	// Quarantined are the files skipped as bad input (--on-bad-file
 	// quarantine), by object key, with the reason.
 	Quarantined map[string]string
+	// Time is spent per phase; BytesRead counts the source objects read.
+	Time      Timings
+	BytesRead int64
+	Scan      catalog.ScanStats
+	Written   catalog.WriteStats
+}
+
+// Timings are the durations of a run's phases; retries after a conflict add
+// up.
+type Timings struct {
+	List, Read, Dedupe, Locate, WriteData, WriteDeletes, Commit, Total time.Duration
 }
 
 // commitAttempts bounds the re-plans after another writer's commit.
@@ -192,6 +203,14 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	ident, _ := catalog.Ident(o.Table)
 	log := d.Log.With("table", o.Table)
 	res := &Result{}
+	began := time.Now()
+	defer func() { res.Time.Total = time.Since(began) }()
+	phase := time.Now()
+	lap := func(into *time.Duration) {
+		now := time.Now()
+		*into += now.Sub(phase)
+		phase = now
+	}
 
 	tbl, exists, err := d.Catalog.Load(ctx, ident)
 	if err != nil {
@@ -253,6 +272,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 		return nil, err
 	}
 	todo = merge.SortObjects(todo)
+	lap(&res.Time.List)
 	var left []merge.Object
 	if o.MaxFiles > 0 && len(todo) > o.MaxFiles {
 		todo, left = todo[:o.MaxFiles], todo[o.MaxFiles:]
@@ -296,6 +316,9 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	}
 	res.Quarantined = bad.reasons
 	bad.report(d.Out, o.Table)
+	for _, f := range files {
+		res.BytesRead += bad.objs[f.Name].Size
+	}
 	if len(files) == 0 {
 		// Every new file was quarantined: record them, change nothing.
 		if !o.DryRun {
@@ -329,6 +352,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 			return nil, err
 		}
 	}
+	lap(&res.Time.Read)
 	batch, err := merge.NewBatch(stored, merge.Options{Keys: keys, OrderBy: o.OrderBy})
 	if err != nil {
 		return nil, err
@@ -345,11 +369,13 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	nextTombstones := func(p *merge.Plan) map[string]bookmark.Tombstone {
 		return st.EncodeTombstones(p.NextTombstones(tombstones), d.Now(), o.TombstoneTTL)
 	}
-	plan, err := planAgainst(ctx, batch, tbl, exists)
+	lap(&res.Time.Dedupe)
+	plan, err := planAgainst(ctx, batch, tbl, exists, res)
 	if err != nil {
 		return nil, err
 	}
 	res.Plan = plan
+	lap(&res.Time.Locate)
 
 	if o.DryRun {
 		printPlan(d.Out, o.Table, exists, stored, res.SchemaChanges, plan)
@@ -417,15 +443,20 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 
 // planAgainst matches the batch with the live rows of the table's current
 // snapshot and plans it.
-func planAgainst(ctx context.Context, batch *merge.Batch, tbl *table.Table, exists bool) (*merge.Plan, error) {
+func planAgainst(ctx context.Context, batch *merge.Batch, tbl *table.Table, exists bool, res *Result) (*merge.Plan, error) {
 	batch.ResetExisting()
 	if exists {
 		keys, order := batch.KeyColumns(), batch.OrderColumns()
 		cols := append(slices.Clone(keys), order...)
 		nk := len(keys)
-		err := catalog.ScanLive(ctx, tbl, cols, func(path string, arrs []arrow.Array, first int64, deleted func(int64) bool) error {
+		var rng *catalog.KeyRange
+		if col, lo, hi, ok := batch.KeyRange(); ok {
+			rng = &catalog.KeyRange{Column: col, Lo: lo, Hi: hi}
+		}
+		st, err := catalog.ScanLive(ctx, tbl, cols, rng, func(path string, arrs []arrow.Array, first int64, deleted func(int64) bool) error {
 			return batch.MatchExisting(path, arrs[:nk], arrs[nk:], first, deleted)
 		})
+		res.Scan = st
 		if err != nil {
 			return nil, err
 		}
@@ -449,10 +480,15 @@ func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table
 		if err != nil {
 			return nil, err
 		}
+		res.Written = prepared.Stats
+		res.Time.WriteData += prepared.Stats.DataTime
+		res.Time.WriteDeletes += prepared.Stats.DeleteTime
+		start := time.Now()
 		if err := beforeCommit(plan); err != nil {
 			return nil, err
 		}
 		committed, err := d.Catalog.Commit(ctx, prepared, token, summary(token, plan))
+		res.Time.Commit += time.Since(start)
 		if err == nil {
 			return committed, nil
 		}
@@ -472,7 +508,7 @@ func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table
 			return nil, fmt.Errorf("the schema of %s changed during the run: rerun to plan against it: %w", catalog.Name(tbl), err)
 		}
 		tbl = fresh
-		if plan, err = planAgainst(ctx, batch, tbl, true); err != nil {
+		if plan, err = planAgainst(ctx, batch, tbl, true, res); err != nil {
 			return nil, err
 		}
 		if plan.Empty() {

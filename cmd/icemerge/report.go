@@ -1,0 +1,129 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// Report is the JSON document `--report` writes: what each table's run did,
+// for Step Functions to branch on and for comparing runs.
+type Report struct {
+	Started time.Time     `json:"started"`
+	OK      bool          `json:"ok"`
+	Tables  []TableReport `json:"tables"`
+}
+
+// TableReport is one table's run.
+type TableReport struct {
+	Table   string `json:"table"`
+	Outcome string `json:"outcome"` // committed, nothing new, no row changes, quarantined only, dry run, failed
+	Files   int    `json:"files"`
+	Left    int    `json:"files_left"`
+	// Quarantined maps skipped object keys to the reason.
+	Quarantined map[string]string `json:"quarantined,omitempty"`
+	RowsRead    int               `json:"rows_read"`
+	Inserts     int               `json:"inserts"`
+	Updates     int               `json:"updates"`
+	Deletes     int               `json:"deletes"`
+	Keys        int               `json:"keys"`
+	// Duplicates are changes collapsed into a later change of their key.
+	Duplicates   int      `json:"duplicates_collapsed"`
+	RowsInserted int      `json:"rows_inserted"`
+	RowsUpdated  int      `json:"rows_updated"`
+	RowsDeleted  int      `json:"rows_deleted"`
+	Stale        int      `json:"stale"`
+	SnapshotID   int64    `json:"snapshot_id,omitempty"`
+	Token        string   `json:"token,omitempty"`
+	SchemaChange []string `json:"schema_changes,omitempty"`
+	BytesRead    int64    `json:"bytes_read"`
+	BytesWritten int64    `json:"bytes_written"`
+	// The table's files the run read to find the rows it replaces, and
+	// those it skipped by their key bounds.
+	TableFilesScanned int   `json:"table_files_scanned"`
+	TableFilesPruned  int   `json:"table_files_pruned"`
+	RowGroupsScanned  int   `json:"table_row_groups_scanned"`
+	RowGroupsPruned   int   `json:"table_row_groups_pruned"`
+	TableBytesScanned int64 `json:"table_bytes_scanned"`
+	// Durations in seconds, per phase.
+	Durations map[string]float64 `json:"durations"`
+	Error     string             `json:"error,omitempty"`
+}
+
+func tableReport(table string, res *Result, dryRun bool, err error) TableReport {
+	r := TableReport{Table: table, Outcome: "failed"}
+	if err != nil {
+		r.Error = err.Error()
+	}
+	if res == nil {
+		return r
+	}
+	t := res.Time
+	r.Durations = map[string]float64{
+		"list": t.List.Seconds(), "read": t.Read.Seconds(), "dedupe": t.Dedupe.Seconds(), "locate": t.Locate.Seconds(),
+		"write_data": t.WriteData.Seconds(), "write_deletes": t.WriteDeletes.Seconds(), "commit": t.Commit.Seconds(), "total": t.Total.Seconds(),
+	}
+	r.Files, r.Left, r.Quarantined = res.Files, res.Left, res.Quarantined
+	r.SnapshotID, r.Token = res.Snapshot, res.Token
+	r.BytesRead = res.BytesRead
+	r.BytesWritten = res.Written.DataBytes + res.Written.DeleteBytes
+	r.TableFilesScanned, r.TableFilesPruned = res.Scan.Files, res.Scan.FilesPruned
+	r.RowGroupsScanned, r.RowGroupsPruned, r.TableBytesScanned = res.Scan.RowGroups, res.Scan.RowGroupsPruned, res.Scan.Bytes
+	for _, c := range res.SchemaChanges {
+		r.SchemaChange = append(r.SchemaChange, c.String())
+	}
+	if p := res.Plan; p != nil {
+		r.RowsRead, r.Inserts, r.Updates, r.Deletes = p.SourceRows, p.SourceInserts, p.SourceUpdates, p.SourceDeletes
+		r.Keys, r.Duplicates = p.Keys, p.SourceRows-p.Keys
+		r.RowsInserted, r.RowsUpdated, r.RowsDeleted, r.Stale = p.RowsInserted, p.RowsUpdated, p.RowsDeleted, p.Stale
+	}
+	if err != nil {
+		return r
+	}
+	switch {
+	case dryRun:
+		r.Outcome = "dry run"
+	case res.Snapshot != 0:
+		r.Outcome = "committed"
+	case res.Files == 0:
+		r.Outcome = "nothing new"
+	case res.Plan == nil:
+		r.Outcome = "quarantined only"
+	default:
+		r.Outcome = "no row changes"
+	}
+	return r
+}
+
+// writeReport writes the report to path ("-": stdout), atomically for a
+// file.
+func writeReport(path string, stdout io.Writer, rep Report) error {
+	b, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encoding the run report: %w", err)
+	}
+	b = append(b, '\n')
+	if path == "-" {
+		_, err := stdout.Write(b)
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
+	if err != nil {
+		return fmt.Errorf("writing the run report %s: %w (check that its folder exists and is writable)", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(b); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing the run report %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing the run report %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing the run report %s: %w", path, err)
+	}
+	return nil
+}
