@@ -6,8 +6,13 @@ MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 DEMO     := $(CURDIR)/demo
 DEMO_SRC := $(DEMO)/raw_input/test_db/users
 DEMO_FLAGS := --table test_db.users --warehouse file://$(DEMO)/warehouse --catalog-uri $(DEMO)/icemerge.db
+# How long make fuzz (and so make test) runs each fuzz target.
+FUZZTIME ?= 10s
+# Go spends up to 60s minimizing every new input by default, which would
+# fill a short run; a few tries keep it fuzzing. Raise it to minimize a crasher.
+FUZZMINIMIZETIME ?= 100x
 
-.PHONY: all build demo test bench minio vet clean
+.PHONY: all build demo test fuzz bench minio vet clean
 
 all: build
 
@@ -35,6 +40,13 @@ minio: $(BIN)/minio
 test: $(BIN)/minio
 	$(GO) vet ./...
 	ICEMERGE_MINIO_BIN=$(BIN)/minio $(GO) test -count=1 -timeout 18m ./...
+	$(MAKE) fuzz
+
+# Each fuzz target for FUZZTIME; go test fuzzes one target per run. A failing
+# input is written to merge/testdata/fuzz/<target>/: commit it with the fix.
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
+	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 
 # Long benchmarks, kept out of make test.
 bench:

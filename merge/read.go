@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"unicode/utf8"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/arrow-go/v18/parquet"
 	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/metadata"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/apache/arrow-go/v18/parquet/schema"
 )
@@ -97,11 +99,21 @@ func ReadFile(ctx context.Context, name string, r parquet.ReaderAtSeeker, mem me
 			Hint: "the object is damaged or not Parquet; remove or replace it, then rerun"}
 	}
 
+	size, err := r.Seek(0, io.SeekEnd)
+	if err != nil {
+		return nil, &InputError{File: name, Err: fmt.Errorf("finding the size of the object: %w", err)}
+	}
 	pf, err := file.NewParquetReader(r)
 	if err != nil {
 		return nil, corrupt(err)
 	}
 	defer pf.Close()
+	// The reader allocates a column chunk's buffer at the size the footer
+	// states before reading it: a damaged footer could ask for gigabytes (or
+	// more than the machine has, a fatal error no recover catches).
+	if err := chunksWithin(pf.MetaData(), size); err != nil {
+		return nil, corrupt(err)
+	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: false, BatchSize: readBatchRows}, mem)
 	if err != nil {
 		return nil, corrupt(err)
@@ -146,6 +158,29 @@ func ReadFile(ctx context.Context, name string, r parquet.ReaderAtSeeker, mem me
 		}
 	}
 	return f, nil
+}
+
+// chunksWithin checks that every column chunk the footer describes lies
+// inside the object.
+func chunksWithin(md *metadata.FileMetaData, size int64) error {
+	for rg := 0; rg < md.NumRowGroups(); rg++ {
+		rgm := md.RowGroup(rg)
+		for c := 0; c < rgm.NumColumns(); c++ {
+			cc, err := rgm.ColumnChunk(c)
+			if err != nil {
+				return err
+			}
+			start := cc.DataPageOffset()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
+				start = cc.DictionaryPageOffset()
+			}
+			n := cc.TotalCompressedSize()
+			if start < 0 || n < 0 || start > size || n > size-start {
+				return fmt.Errorf("row group %d column %d claims bytes %d..%d of a %d-byte object", rg, c, start, start+n, size)
+			}
+		}
+	}
+	return nil
 }
 
 // addTable converts one row group to stored records and collects its ops.

@@ -5,6 +5,8 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/icemerge/icemerge/merge"
@@ -200,27 +203,133 @@ func TestCorruptFiles(t *testing.T) {
 	}
 }
 
-// FuzzReadFile: whatever the bytes, ReadFile returns rows or an error and
-// never panics (a panic in a reader goroutine would crash the fuzzer).
+// FuzzReadFile: whatever the bytes, ReadFile never panics and returns either
+// a consistent file or an *InputError naming the object. The seeds are real
+// DMS files: the users fixtures (gzip, as DMS writes them) and small dmstest
+// files left uncompressed, so that mutations reach the page decoders instead
+// of dying in a gzip checksum.
 func FuzzReadFile(f *testing.F) {
+	for _, name := range []string{"LOAD00000001.parquet", "20240814-002642123.parquet"} {
+		b, err := os.ReadFile("../testdata/users/" + name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
+	for _, seed := range readSeeds(f) {
+		f.Add(seed)
+	}
 	good := fixture(f)
-	f.Add(good)
 	f.Add(good[:len(good)-8])
 	f.Add([]byte("PAR1garbagePAR1"))
+	f.Add([]byte{})
+
+	const name = "raw/fuzz.parquet"
 	f.Fuzz(func(t *testing.T, b []byte) {
-		file, err := merge.ReadFile(context.Background(), "fuzz.parquet", bytes.NewReader(b), nil)
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		file, err := merge.ReadFile(context.Background(), name, bytes.NewReader(b), mem)
 		if err != nil {
+			if file != nil {
+				t.Errorf("ReadFile returned a file with the error %v", err)
+			}
+			var ie *merge.InputError
+			if !errors.As(err, &ie) {
+				t.Fatalf("err = %v (%T), want an *merge.InputError", err, err)
+			}
+			if ie.File != name || !strings.Contains(err.Error(), name) {
+				t.Fatalf("error %q does not name the object %s", err, name)
+			}
 			return
 		}
-		defer file.Release()
+		if file == nil || file.Schema == nil {
+			t.Fatalf("ReadFile returned no file and no error")
+		}
 		n := 0
 		for _, r := range file.Records {
+			if !r.Schema().Equal(file.Schema) {
+				t.Fatalf("record schema %s, file schema %s", r.Schema(), file.Schema)
+			}
 			n += int(r.NumRows())
 		}
 		if n != file.Rows() {
 			t.Fatalf("%d rows in records, %d ops", n, file.Rows())
 		}
+		for i, op := range file.Ops {
+			if op != merge.Insert && op != merge.Update && op != merge.Delete {
+				t.Fatalf("row %d: op %q", i+1, op)
+			}
+		}
+		file.Release()
+		if got := mem.CurrentAlloc(); got != 0 {
+			t.Fatalf("%d bytes still allocated after Release", got)
+		}
 	})
+}
+
+// readSeeds are small DMS files of every layout the reader meets: each
+// column type, nulls, no Op column, several row groups, each compression.
+func readSeeds(t testing.TB) [][]byte {
+	ts := time.Date(2024, 8, 14, 0, 26, 42, 123456000, time.UTC)
+	all := []dmstest.Column{
+		{Name: "id", Type: dmstest.Int32, Required: true},
+		{Name: "tiny", Type: dmstest.Int8},
+		{Name: "big", Type: dmstest.Int64},
+		{Name: "u64", Type: dmstest.Uint64},
+		{Name: "bit", Type: dmstest.Bool},
+		{Name: "f", Type: dmstest.Float64},
+		{Name: "price", Type: dmstest.Decimal, Precision: 10, Scale: 2},
+		{Name: "d", Type: dmstest.Date},
+		{Name: "tstz", Type: dmstest.Timestamp},
+		{Name: "dt", Type: dmstest.TimestampLocal},
+		{Name: "ms", Type: dmstest.TimestampMillis},
+		{Name: "doc", Type: dmstest.JSON},
+		{Name: "s", Type: dmstest.String},
+		{Name: "blob", Type: dmstest.Binary},
+	}
+	full := dmstest.Row{int32(1), int8(-5), int64(1) << 40, uint64(1) << 63, true, 1.5, "-123.45", ts, ts, ts, ts, `{"a":1}`, "𠮷", []byte{0, 1}}
+	nulls := dmstest.Row{int32(2), nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil, nil}
+	narrow := cols // id, v, updated_at as in batch_test.go
+	var seeds [][]byte
+	add := func(cs []dmstest.Column, ops []string, rows []dmstest.Row, o dmstest.Options) {
+		var buf bytes.Buffer
+		if err := dmstest.Write(&buf, cs, ops, rows, o); err != nil {
+			t.Fatal(err)
+		}
+		seeds = append(seeds, buf.Bytes())
+	}
+	add(all, []string{"I", "U", "D"}, []dmstest.Row{full, nulls, full}, dmstest.Options{Op: true, Compression: "none"})
+	add(all, nil, []dmstest.Row{full, nulls}, dmstest.Options{Compression: "none"})
+	add(narrow, []string{"I", "U", "D", "U"}, []dmstest.Row{{int32(1), "a", ts}, {int32(1), "b", nil}, {int32(2), "c", ts}, {int32(3), "d", ts}},
+		dmstest.Options{Op: true, RowGroupRows: 2, Compression: "none"})
+	add(narrow, []string{"I", "X"}, []dmstest.Row{{int32(1), "a", ts}, {int32(2), "b", ts}}, dmstest.Options{Op: true, Compression: "none"})
+	add(narrow, []string{"I"}, []dmstest.Row{{int32(1), "a", ts}}, dmstest.Options{Op: true, Compression: "snappy"})
+	add(narrow, nil, nil, dmstest.Options{Op: true, Compression: "none"})
+	return seeds
+}
+
+// hugeChunk reports whether the footer of b claims a column chunk more than
+// 1 MiB larger than b itself. It reads only the footer, as ReadFile does first.
+func hugeChunk(b []byte) (huge bool) {
+	defer func() {
+		if recover() != nil {
+			huge = false // ReadFile recovers the same panic into an error
+		}
+	}()
+	pf, err := file.NewParquetReader(bytes.NewReader(b))
+	if err != nil {
+		return false
+	}
+	defer pf.Close()
+	md := pf.MetaData()
+	for rg := 0; rg < md.NumRowGroups(); rg++ {
+		rgm := md.RowGroup(rg)
+		for c := 0; c < rgm.NumColumns(); c++ {
+			if col, err := rgm.ColumnChunk(c); err == nil && col.TotalCompressedSize() > int64(len(b))+1<<20 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Every single flipped byte of a real file: an error or consistent rows,
@@ -273,7 +382,7 @@ func TestEvolve(t *testing.T) {
 	for _, c := range changes {
 		desc = append(desc, c.String())
 	}
-	if want := "widen column n from int32 to int64; add column phone utf8"; strings.Join(desc, "; ") != want {
+	if want := "widen column n from int to long; add column phone string"; strings.Join(desc, "; ") != want {
 		t.Errorf("changes %q, want %q", strings.Join(desc, "; "), want)
 	}
 	if got.NumFields() != 4 || got.Field(1).Type.ID() != arrow.INT64 || got.Field(3).Name != "phone" || !got.Field(3).Nullable {
@@ -283,5 +392,30 @@ func TestEvolve(t *testing.T) {
 	_, _, err = merge.Evolve(table, []*merge.File{file("d.parquet", id, arrow.Field{Name: "gone", Type: arrow.PrimitiveTypes.Int64})})
 	if !errors.Is(err, merge.ErrSchemaClash) || !strings.Contains(err.Error(), "d.parquet") || !strings.Contains(err.Error(), `"gone"`) {
 		t.Errorf("err = %v, want ErrSchemaClash naming d.parquet and gone", err)
+	}
+}
+
+// A damaged footer that claims a column chunk of 16 GiB in a 2 KB file is
+// refused before anything is allocated for it (found by FuzzReadFile: the
+// reader used to allocate the claimed size first).
+func TestHugeChunkClaimIsCorrupt(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "testdata", "users", "20240814-002642123.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[1741:1745], []byte{0xff, 0xff, 0xff, 0x7f})
+	if !hugeChunk(b) {
+		t.Fatal("the mutation no longer makes a huge claim; pick the bytes of a total_compressed_size again")
+	}
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	before := ms.TotalAlloc
+	_, err = merge.ReadFile(context.Background(), "x.parquet", bytes.NewReader(b), nil)
+	if !errors.Is(err, merge.ErrCorruptFile) {
+		t.Fatalf("err = %v, want ErrCorruptFile", err)
+	}
+	runtime.ReadMemStats(&ms)
+	if got := ms.TotalAlloc - before; got > 64<<20 {
+		t.Errorf("reading it allocated %d MiB", got>>20)
 	}
 }
