@@ -48,8 +48,22 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 
-# Long benchmarks, kept out of make test.
+# The benchmark, kept out of make test (cmd/icemerge-bench/README.md): generates
+# DMS files at scale (cached in bench-work/), runs icemerge and a naive
+# iceberg-go merge on them as subprocesses, prints wall time, rows/s, bytes and
+# peak RSS next to the targets (never failing on a missed one) and writes
+# bench-results/bench-<timestamp>.json. A few minutes at the defaults.
+# Overrides: make bench BENCH_FLAGS='-rows 1000000 -changes 100000 -reps 1';
+# the long runs (100M-row table, 10M-change batch): BENCH_FLAGS=-full.
+BENCH_FLAGS ?=
 bench:
+	$(GO) build -o $(BIN)/icemerge ./cmd/icemerge
+	$(GO) build -o $(BIN)/icemerge-bench ./cmd/icemerge-bench
+	$(BIN)/icemerge-bench -icemerge $(BIN)/icemerge -minio-bin $(BIN)/minio $(BENCH_FLAGS)
+
+# The Go benchmarks (go test -bench), kept out of make test.
+.PHONY: bench-go
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 clean:

@@ -3,6 +3,7 @@ package merge
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"iter"
 	"slices"
 	"strings"
@@ -35,6 +36,9 @@ type Batch struct {
 	keyBuf   []byte
 	// tombstones of earlier runs; only consulted with order-by columns.
 	tombstones Tombstones
+	// filter has a bit set for the hash of every key in winners: most table
+	// rows the batch does not touch are ruled out without a map lookup.
+	filter []uint64
 	// The range of the first key column's values, for pruning the table's
 	// files: ints (int and long) or strings.
 	rangeOK  bool
@@ -112,6 +116,22 @@ func (b *Batch) key(cols []arrow.Array, i int) (string, int, error) {
 	return string(buf), -1, nil
 }
 
+// keyBytes encodes the key of row i into the batch's buffer, valid until
+// the next call; ok is false for a null or unencodable key.
+func (b *Batch) keyBytes(cols []arrow.Array, i int) ([]byte, bool) {
+	buf := b.keyBuf[:0]
+	for _, col := range cols {
+		var ok bool
+		var err error
+		if buf, ok, err = appendKey(buf, col, i); err != nil || !ok {
+			b.keyBuf = buf
+			return nil, false
+		}
+	}
+	b.keyBuf = buf
+	return buf, true
+}
+
 func pick(rec arrow.RecordBatch, idx []int) []arrow.Array {
 	cols := make([]arrow.Array, len(idx))
 	for i, j := range idx {
@@ -129,6 +149,7 @@ func (b *Batch) Add(f *File) error {
 	if n := len(b.files); n > 0 && CompareObjects(Object{Key: b.files[n-1].Name}, Object{Key: f.Name}) >= 0 {
 		return fmt.Errorf("merge: %s added after %s, out of source order", f.Name, b.files[n-1].Name)
 	}
+	b.filter = nil // built again by ResetExisting, with this file's keys
 	for _, rec := range f.Records {
 		b.widenRange(rec.Column(b.keyIdx[0]))
 	}
@@ -243,20 +264,21 @@ func (b *Batch) MatchExisting(path string, keys, orders []arrow.Array, firstPos 
 		return nil
 	}
 	for i := 0; i < keys[0].Len(); i++ {
+		k, ok := b.keyBytes(keys, i)
+		if !ok || !b.mayHave(k) {
+			continue // a null key in the table cannot match a change
+		}
+		w := b.winners[string(k)]
+		if w == nil {
+			continue
+		}
 		pos := firstPos + int64(i)
 		if deleted != nil && deleted(pos) {
 			continue
 		}
-		k, nullCol, err := b.key(keys, i)
-		if err != nil || nullCol >= 0 {
-			continue // a null key in the table cannot match a change
-		}
-		w := b.winners[k]
-		if w == nil {
-			continue
-		}
 		order := make([]value, len(orders))
 		for c, col := range orders {
+			var err error
 			if order[c], err = valueAt(col, i); err != nil {
 				return fmt.Errorf("table data file %s: column %q: %w", path, b.opts.OrderBy[c], err)
 			}
@@ -275,6 +297,32 @@ func (b *Batch) ResetExisting() {
 	for _, w := range b.winners {
 		w.existing, w.existingOrder = nil, nil
 	}
+	b.buildFilter()
+}
+
+var filterSeed = maphash.MakeSeed()
+
+// buildFilter sizes the filter at 16 bits per key (about 6% false
+// positives) and sets the bit of every key.
+func (b *Batch) buildFilter() {
+	n := 64
+	for n < 16*len(b.winners) {
+		n *= 2
+	}
+	b.filter = make([]uint64, n/64)
+	for k := range b.winners {
+		h := maphash.String(filterSeed, k) & uint64(n-1)
+		b.filter[h/64] |= 1 << (h % 64)
+	}
+}
+
+// mayHave reports whether key may be in the batch (false: it is not).
+func (b *Batch) mayHave(key []byte) bool {
+	if b.filter == nil {
+		return true
+	}
+	h := maphash.Bytes(filterSeed, key) & uint64(len(b.filter)*64-1)
+	return b.filter[h/64]&(1<<(h%64)) != 0
 }
 
 // FileStats counts the rows of one source file by op.

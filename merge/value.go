@@ -93,6 +93,19 @@ func valueAt(arr arrow.Array, i int) (value, error) {
 // appendKey appends an injective encoding of arr[i] to buf. Integer-like
 // values share one encoding, as in valueAt. ok is false for a null.
 func appendKey(buf []byte, arr arrow.Array, i int) (_ []byte, ok bool, err error) {
+	// Fast paths for the usual keys; the same bytes as below.
+	switch a := arr.(type) {
+	case *array.Int32:
+		if a.IsNull(i) {
+			return buf, false, nil
+		}
+		return binary.BigEndian.AppendUint64(append(buf, 'i'), uint64(int64(a.Value(i)))), true, nil
+	case *array.Int64:
+		if a.IsNull(i) {
+			return buf, false, nil
+		}
+		return binary.BigEndian.AppendUint64(append(buf, 'i'), uint64(a.Value(i))), true, nil
+	}
 	v, err := valueAt(arr, i)
 	if err != nil || v.null {
 		return buf, false, err

@@ -4,14 +4,51 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	stopProfile := profile()
 	code := cli(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
+	stopProfile()
 	stop()
 	os.Exit(code)
+}
+
+// profile writes a CPU profile to $ICEMERGE_CPU_PROFILE and a heap profile
+// to $ICEMERGE_HEAP_PROFILE at exit, for performance work (README,
+// Development).
+func profile() func() {
+	var done []func()
+	if path := os.Getenv("ICEMERGE_CPU_PROFILE"); path != "" {
+		if f, err := os.Create(path); err != nil {
+			fmt.Fprintf(os.Stderr, "icemerge: ICEMERGE_CPU_PROFILE: %v\n", err)
+		} else if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintf(os.Stderr, "icemerge: ICEMERGE_CPU_PROFILE: %v\n", err)
+		} else {
+			done = append(done, func() { pprof.StopCPUProfile(); f.Close() })
+		}
+	}
+	if path := os.Getenv("ICEMERGE_HEAP_PROFILE"); path != "" {
+		done = append(done, func() {
+			f, err := os.Create(path)
+			if err == nil {
+				err = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "icemerge: ICEMERGE_HEAP_PROFILE: %v\n", err)
+			}
+		})
+	}
+	return func() {
+		for _, f := range done {
+			f()
+		}
+	}
 }
