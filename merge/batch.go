@@ -2,6 +2,8 @@ package merge
 
 import (
 	"context"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"iter"
@@ -27,12 +29,27 @@ type Options struct {
 // source order; the winning change of each key is the greatest by (order
 // columns…, file order, row order).
 type Batch struct {
+	reload   Reload
 	opts     Options
 	schema   *arrow.Schema
 	keyIdx   []int
 	orderIdx []int
 	files    []*File
-	winners  map[string]*winner
+	// intKey: the key is one int or long column, indexed by its value in
+	// intIndex instead of index.
+	intKey   bool
+	intIndex map[int64]int32
+	// The winner of each key: index maps the key's encoding to its entry
+	// in ws. The entries hold no pointers but the key, and their order
+	// values live in one slab: few objects for the garbage collector.
+	index    map[string]int32
+	ws       []winner
+	orders   []value // len(orderIdx) values per winner, at winner.order
+	exOrders []value // the same for the greatest live table row, at winner.exOrder
+	paths    []string
+	pathIdx  map[string]int32
+	extra    map[int32][]location // table rows of a key beyond the first
+	scratch  []value
 	keyBuf   []byte
 	// tombstones of earlier runs; only consulted with order-by columns.
 	tombstones Tombstones
@@ -47,21 +64,32 @@ type Batch struct {
 }
 
 type winner struct {
+	key            string // the key's encoding; "" with an int key, see ikey
+	ikey           int64
 	file, rec, row int32
 	op             Op
-	order          []value
-	existing       []location // live table rows of the key
-	existingOrder  []value    // the greatest order value among them
+	order          int32    // offset in Batch.orders
+	exOrder        int32    // offset in Batch.exOrders; -1: no live table row
+	nEx            int32    // live table rows of the key: first, then Batch.extra
+	first          location // the first of them
 }
 
 type location struct {
-	path string
+	path int32 // index in Batch.paths
 	pos  int64
 }
 
+// Reload reads a file added to a batch again, aligned to the batch's
+// schema, for a Plan whose batch shed the file's records (File.Shed). It
+// must give the same records: the same row counts and ops, or Records fails.
+type Reload func(ctx context.Context, name string) (*File, error)
+
+// SetReload sets how shed files are read again.
+func (b *Batch) SetReload(r Reload) { b.reload = r }
+
 // NewBatch starts a batch for a table of the given stored schema.
 func NewBatch(schema *arrow.Schema, o Options) (*Batch, error) {
-	b := &Batch{opts: o, schema: schema, winners: map[string]*winner{}}
+	b := &Batch{opts: o, schema: schema, index: map[string]int32{}, pathIdx: map[string]int32{}}
 	if len(o.Keys) == 0 {
 		return nil, fmt.Errorf("%w: no primary key given; pass --key", ErrMissingColumn)
 	}
@@ -86,6 +114,13 @@ func NewBatch(schema *arrow.Schema, o Options) (*Batch, error) {
 		}
 		b.orderIdx = append(b.orderIdx, i)
 	}
+	b.scratch = make([]value, len(b.orderIdx))
+	if len(b.keyIdx) == 1 {
+		switch schema.Field(b.keyIdx[0]).Type.ID() {
+		case arrow.INT32, arrow.INT64:
+			b.intKey, b.intIndex = true, map[int64]int32{}
+		}
+	}
 	return b, nil
 }
 
@@ -97,24 +132,6 @@ func columnNames(sc *arrow.Schema) string {
 	return fmt.Sprint(names)
 }
 
-// key encodes the key of row i of the given key columns; column is the index
-// (into cols) of a null key column, or -1.
-func (b *Batch) key(cols []arrow.Array, i int) (string, int, error) {
-	buf := b.keyBuf[:0]
-	for c, col := range cols {
-		var ok bool
-		var err error
-		buf, ok, err = appendKey(buf, col, i)
-		if err != nil {
-			return "", c, err
-		}
-		if !ok {
-			return "", c, nil
-		}
-	}
-	b.keyBuf = buf
-	return string(buf), -1, nil
-}
 
 // keyBytes encodes the key of row i into the batch's buffer, valid until
 // the next call; ok is false for a null or unencodable key.
@@ -159,7 +176,14 @@ func (b *Batch) Add(f *File) error {
 	for ri, rec := range f.Records {
 		keys, orders := pick(rec, b.keyIdx), pick(rec, b.orderIdx)
 		for i := 0; i < int(rec.NumRows()); i, row = i+1, row+1 {
-			k, nullCol, err := b.key(keys, i)
+			order := b.scratch
+			for c, col := range orders {
+				var err error
+				if order[c], err = valueAt(col, i); err != nil {
+					return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.OrderBy[c], Err: err}
+				}
+			}
+			wi, isNew, nullCol, err := b.winnerOf(keys, i)
 			if err != nil {
 				return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.Keys[nullCol], Err: err}
 			}
@@ -167,24 +191,110 @@ func (b *Batch) Add(f *File) error {
 				return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.Keys[nullCol], Err: ErrNullKey,
 					Hint: "every change needs its full primary key; nothing was committed"}
 			}
-			order := make([]value, len(orders))
-			for c, col := range orders {
-				if order[c], err = valueAt(col, i); err != nil {
-					return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.OrderBy[c], Err: err}
-				}
-			}
-			w := b.winners[k]
-			if w == nil {
-				w = &winner{}
-				b.winners[k] = w
-			} else if compareValues(order, w.order) < 0 {
+			if isNew {
+				b.ws[wi].order = int32(len(b.orders))
+				b.orders = append(b.orders, order...)
+				own(b.orderOf(wi))
+			} else if compareValues(order, b.orderOf(wi)) < 0 {
 				continue // an older change: the current winner stays
+			} else {
+				own(b.orderOf(wi)[:copy(b.orderOf(wi), order)])
 			}
 			// Equal order values: the later change in source order wins.
-			w.file, w.rec, w.row, w.op, w.order = fi, int32(ri), int32(i), f.Ops[row], order
+			w := &b.ws[wi]
+			w.file, w.rec, w.row, w.op = fi, int32(ri), int32(i), f.Ops[row]
 		}
 	}
 	return nil
+}
+
+// own copies the strings of kept order values out of the Arrow buffers they
+// were read from, which are released before the batch is done.
+func own(vs []value) {
+	for i := range vs {
+		if vs[i].kind == 's' {
+			vs[i].s = strings.Clone(vs[i].s)
+		}
+	}
+}
+
+// winnerOf finds (or adds) the winner entry of row i's key. nullCol is
+// the index of a null key column, or -1.
+func (b *Batch) winnerOf(keys []arrow.Array, i int) (wi int32, isNew bool, nullCol int, err error) {
+	if b.intKey {
+		v, ok := intKeyAt(keys[0], i)
+		if !ok {
+			return 0, false, 0, nil
+		}
+		if wi, ok := b.intIndex[v]; ok {
+			return wi, false, -1, nil
+		}
+		wi = int32(len(b.ws))
+		b.intIndex[v] = wi
+		b.ws = append(b.ws, winner{ikey: v, exOrder: -1})
+		return wi, true, -1, nil
+	}
+	buf := b.keyBuf[:0]
+	for c, col := range keys {
+		var ok bool
+		if buf, ok, err = appendKey(buf, col, i); err != nil || !ok {
+			b.keyBuf = buf
+			return 0, false, c, err
+		}
+	}
+	b.keyBuf = buf
+	if wi, ok := b.index[string(buf)]; ok {
+		return wi, false, -1, nil
+	}
+	k := string(buf)
+	wi = int32(len(b.ws))
+	b.index[k] = wi
+	b.ws = append(b.ws, winner{key: k, exOrder: -1})
+	return wi, true, -1, nil
+}
+
+// intKeyAt reads an int or long key; ok is false for a null or another
+// type.
+func intKeyAt(arr arrow.Array, i int) (int64, bool) {
+	switch a := arr.(type) {
+	case *array.Int32:
+		return int64(a.Value(i)), a.IsValid(i)
+	case *array.Int64:
+		return a.Value(i), a.IsValid(i)
+	}
+	return 0, false
+}
+
+// keyString is winner i's key in the encoding tombstones use.
+func (b *Batch) keyString(i int32) string {
+	if !b.intKey {
+		return b.ws[i].key
+	}
+	return string(binary.BigEndian.AppendUint64([]byte{'i'}, uint64(b.ws[i].ikey)))
+}
+
+// orderOf is the order value of winner i, in the slab.
+func (b *Batch) orderOf(i int32) []value {
+	o := b.ws[i].order
+	return b.orders[o : o+int32(len(b.orderIdx)) : o+int32(len(b.orderIdx))]
+}
+
+// exOrderOf is the greatest order value of winner i's live table rows.
+func (b *Batch) exOrderOf(i int32) []value {
+	o := b.ws[i].exOrder
+	return b.exOrders[o : o+int32(len(b.orderIdx)) : o+int32(len(b.orderIdx))]
+}
+
+// eachLocation calls fn for every live table row of winner i.
+func (b *Batch) eachLocation(i int32, fn func(location)) {
+	w := &b.ws[i]
+	if w.nEx == 0 {
+		return
+	}
+	fn(w.first)
+	for _, l := range b.extra[i] {
+		fn(l)
+	}
 }
 
 // widenRange extends the key range over the non-null values of col.
@@ -253,7 +363,7 @@ func (b *Batch) KeyColumns() []string   { return b.opts.Keys }
 func (b *Batch) OrderColumns() []string { return b.opts.OrderBy }
 
 // Len is the number of distinct keys in the batch.
-func (b *Batch) Len() int { return len(b.winners) }
+func (b *Batch) Len() int { return len(b.ws) }
 
 // MatchExisting reports live rows of one table data file: row i of keys and
 // orders (the KeyColumns and OrderColumns, in order) sits at position
@@ -264,39 +374,75 @@ func (b *Batch) MatchExisting(path string, keys, orders []arrow.Array, firstPos 
 		return nil
 	}
 	for i := 0; i < keys[0].Len(); i++ {
-		k, ok := b.keyBytes(keys, i)
-		if !ok || !b.mayHave(k) {
-			continue // a null key in the table cannot match a change
-		}
-		w := b.winners[string(k)]
-		if w == nil {
-			continue
+		var wi int32
+		if b.intKey {
+			v, ok := intKeyAt(keys[0], i)
+			if !ok || !b.mayHaveInt(v) {
+				continue // a null key in the table cannot match a change
+			}
+			if wi, ok = b.intIndex[v]; !ok {
+				continue
+			}
+		} else {
+			k, ok := b.keyBytes(keys, i)
+			if !ok || !b.mayHave(k) {
+				continue
+			}
+			if wi, ok = b.index[string(k)]; !ok {
+				continue
+			}
 		}
 		pos := firstPos + int64(i)
 		if deleted != nil && deleted(pos) {
 			continue
 		}
-		order := make([]value, len(orders))
+		order := b.scratch
 		for c, col := range orders {
 			var err error
 			if order[c], err = valueAt(col, i); err != nil {
 				return fmt.Errorf("table data file %s: column %q: %w", path, b.opts.OrderBy[c], err)
 			}
 		}
-		if len(w.existing) == 0 || compareValues(order, w.existingOrder) > 0 {
-			w.existingOrder = order
+		w := &b.ws[wi]
+		switch {
+		case w.exOrder < 0:
+			w.exOrder = int32(len(b.exOrders))
+			b.exOrders = append(b.exOrders, order...)
+			own(b.exOrderOf(wi))
+		case compareValues(order, b.exOrderOf(wi)) > 0:
+			own(b.exOrderOf(wi)[:copy(b.exOrderOf(wi), order)])
 		}
-		w.existing = append(w.existing, location{path: path, pos: pos})
+		loc := location{path: b.pathIndex(path), pos: pos}
+		if w.nEx == 0 {
+			w.first = loc
+		} else {
+			if b.extra == nil {
+				b.extra = map[int32][]location{}
+			}
+			b.extra[wi] = append(b.extra[wi], loc)
+		}
+		w.nEx++
 	}
 	return nil
+}
+
+func (b *Batch) pathIndex(path string) int32 {
+	i, ok := b.pathIdx[path]
+	if !ok {
+		i = int32(len(b.paths))
+		b.paths = append(b.paths, path)
+		b.pathIdx[path] = i
+	}
+	return i
 }
 
 // ResetExisting forgets the table rows MatchExisting reported, so the batch
 // can be matched again against a newer snapshot of the table.
 func (b *Batch) ResetExisting() {
-	for _, w := range b.winners {
-		w.existing, w.existingOrder = nil, nil
+	for i := range b.ws {
+		b.ws[i].exOrder, b.ws[i].nEx = -1, 0
 	}
+	b.exOrders, b.extra = b.exOrders[:0], nil
 	b.buildFilter()
 }
 
@@ -306,14 +452,37 @@ var filterSeed = maphash.MakeSeed()
 // positives) and sets the bit of every key.
 func (b *Batch) buildFilter() {
 	n := 64
-	for n < 16*len(b.winners) {
+	for n < 16*len(b.ws) {
 		n *= 2
 	}
 	b.filter = make([]uint64, n/64)
-	for k := range b.winners {
+	for k := range b.index {
 		h := maphash.String(filterSeed, k) & uint64(n-1)
 		b.filter[h/64] |= 1 << (h % 64)
 	}
+	for v := range b.intIndex {
+		h := intHash(v) & uint64(n-1)
+		b.filter[h/64] |= 1 << (h % 64)
+	}
+}
+
+// intHash mixes an int key (the finalizer of MurmurHash3).
+func intHash(v int64) uint64 {
+	h := uint64(v)
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return h
+}
+
+func (b *Batch) mayHaveInt(v int64) bool {
+	if b.filter == nil {
+		return true
+	}
+	h := intHash(v) & uint64(len(b.filter)*64-1)
+	return b.filter[h/64]&(1<<(h%64)) != 0
 }
 
 // mayHave reports whether key may be in the batch (false: it is not).
@@ -356,6 +525,7 @@ type Plan struct {
 	files  []*File
 	keep   [][][]bool // file → record → row: write this row
 
+	reload      Reload
 	tombDeleted Tombstones // keys this plan leaves deleted, with the delete's order
 	tombRevived []string   // keys this plan writes
 }
@@ -364,7 +534,7 @@ type Plan struct {
 // or a delete of an absent key), delete the key's live rows, or replace them
 // with the winning row.
 func (b *Batch) Plan() *Plan {
-	p := &Plan{schema: b.schema, files: b.files, Deletes: map[string][]int64{}, Keys: len(b.winners)}
+	p := &Plan{schema: b.schema, files: b.files, reload: b.reload, Deletes: map[string][]int64{}, Keys: len(b.ws)}
 	p.keep = make([][][]bool, len(b.files))
 	for fi, f := range b.files {
 		st := FileStats{Name: f.Name, Kind: f.Kind, Rows: f.Rows(), Inserts: f.Count(Insert), Updates: f.Count(Update), Deletes: f.Count(Delete)}
@@ -373,14 +543,23 @@ func (b *Batch) Plan() *Plan {
 		p.SourceInserts += st.Inserts
 		p.SourceUpdates += st.Updates
 		p.SourceDeletes += st.Deletes
-		p.keep[fi] = make([][]bool, len(f.Records))
-		for ri, rec := range f.Records {
-			p.keep[fi][ri] = make([]bool, rec.NumRows())
+		rows := f.recordRows()
+		p.keep[fi] = make([][]bool, len(rows))
+		for ri, n := range rows {
+			p.keep[fi][ri] = make([]bool, n)
 		}
 	}
 	p.tombDeleted = Tombstones{}
 	ordered := len(b.orderIdx) > 0
-	for k, w := range b.winners {
+	deletes := make([][]int64, len(b.paths)) // by path index
+	for wi := range b.ws {
+		w := &b.ws[wi]
+		live := w.nEx > 0
+		var k string
+		if ordered {
+			k = b.keyString(int32(wi))
+		}
+		order := b.orderOf(int32(wi))
 		switch w.op {
 		case Insert:
 			p.WinInserts++
@@ -391,23 +570,23 @@ func (b *Batch) Plan() *Plan {
 		}
 		// A change never replaces a newer row, nor revives a key deleted by
 		// a newer change; on equal values it wins.
-		if ordered && len(w.existing) > 0 && compareValues(w.existingOrder, w.order) > 0 {
+		if ordered && live && compareValues(b.exOrderOf(int32(wi)), order) > 0 {
 			p.Stale++
 			continue
 		}
-		if ordered && len(w.existing) == 0 && b.tombstoned(k, w.order) {
+		if ordered && !live && b.tombstoned(k, order) {
 			p.Stale++
 			continue
 		}
-		for _, l := range w.existing {
-			p.Deletes[l.path] = append(p.Deletes[l.path], l.pos)
-		}
+		b.eachLocation(int32(wi), func(l location) {
+			deletes[l.path] = append(deletes[l.path], l.pos)
+		})
 		switch {
-		case w.op != Delete && len(w.existing) > 0:
+		case w.op != Delete && live:
 			p.RowsUpdated++
 		case w.op != Delete:
 			p.RowsInserted++
-		case len(w.existing) > 0:
+		case live:
 			p.RowsDeleted++
 		}
 		if w.op != Delete {
@@ -417,13 +596,16 @@ func (b *Batch) Plan() *Plan {
 				p.tombRevived = append(p.tombRevived, k)
 			}
 		} else if ordered {
-			p.tombDeleted[k] = orderKey(w.order)
+			p.tombDeleted[k] = orderKey(order)
 		}
 	}
-	for path, ps := range p.Deletes {
+	for i, ps := range deletes {
+		if len(ps) == 0 {
+			continue
+		}
 		slices.Sort(ps)
 		ps = slices.Compact(ps)
-		p.Deletes[path] = ps
+		p.Deletes[b.paths[i]] = ps
 		p.DeleteRows += len(ps)
 	}
 	return p
@@ -444,38 +626,78 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 	return func(yield func(arrow.RecordBatch, error) bool) {
 		ctx := compute.WithAllocator(ctx, mem)
 		for fi, f := range p.files {
-			for ri, rec := range f.Records {
-				keep := p.keep[fi][ri]
-				n := 0
-				for _, k := range keep {
-					if k {
-						n++
-					}
-				}
-				if n == 0 {
-					continue
-				}
-				if n == len(keep) {
-					rec.Retain()
-					if !yield(rec, nil) {
-						return
-					}
-					continue
-				}
-				mb := array.NewBooleanBuilder(mem)
-				mb.AppendValues(keep, nil)
-				mask := mb.NewBooleanArray()
-				mb.Release()
-				out, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
-				mask.Release()
-				if err != nil {
-					yield(nil, fmt.Errorf("selecting rows of %s: %w", f.Name, err))
-					return
-				}
-				if !yield(out, nil) {
-					return
-				}
+			if !slices.ContainsFunc(p.keep[fi], func(k []bool) bool { return slices.Contains(k, true) }) {
+				continue // no winner in this file: do not read it again
+			}
+			recs, done, err := p.recordsOf(ctx, f)
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			ok := p.yieldFile(ctx, mem, fi, f, recs, yield)
+			done()
+			if !ok {
+				return
 			}
 		}
 	}
+}
+
+// recordsOf returns the records of f, reading it again if it was shed;
+// done releases what was read.
+func (p *Plan) recordsOf(ctx context.Context, f *File) ([]arrow.RecordBatch, func(), error) {
+	if !f.shed {
+		return f.Records, func() {}, nil
+	}
+	if p.reload == nil {
+		return nil, nil, fmt.Errorf("merge: %s was shed and the batch has no Reload", f.Name)
+	}
+	again, err := p.reload(ctx, f.Name)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !slices.Equal(again.recordRows(), f.recordRows()) || !slices.Equal(again.Ops, f.Ops) {
+		again.Release()
+		return nil, nil, &InputError{File: f.Name, Err: errors.New("the object changed during the run"),
+			Hint: "DMS does not rewrite its files; if another process does, stop it; nothing was committed, rerun"}
+	}
+	return again.Records, again.Release, nil
+}
+
+// yieldFile yields the rows to write of one file; false: the consumer
+// stopped.
+func (p *Plan) yieldFile(ctx context.Context, mem memory.Allocator, fi int, f *File, recs []arrow.RecordBatch, yield func(arrow.RecordBatch, error) bool) bool {
+	for ri, rec := range recs {
+		keep := p.keep[fi][ri]
+		n := 0
+		for _, k := range keep {
+			if k {
+				n++
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		if n == len(keep) {
+			rec.Retain()
+			if !yield(rec, nil) {
+				return false
+			}
+			continue
+		}
+		mb := array.NewBooleanBuilder(mem)
+		mb.AppendValues(keep, nil)
+		mask := mb.NewBooleanArray()
+		mb.Release()
+		out, err := compute.FilterRecordBatch(ctx, rec, mask, compute.DefaultFilterOptions())
+		mask.Release()
+		if err != nil {
+			yield(nil, fmt.Errorf("selecting rows of %s: %w", f.Name, err))
+			return false
+		}
+		if !yield(out, nil) {
+			return false
+		}
+	}
+	return true
 }

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -403,5 +404,65 @@ func TestClassify(t *testing.T) {
 		if got := merge.Classify(key); got != want {
 			t.Errorf("Classify(%q) = %v, want %v", key, got, want)
 		}
+	}
+}
+
+// A batch sheds its files' rows after reading their keys and reads a file
+// again only to write its winners; the rows written are the same as without
+// shedding, and a file that changed in between fails the write.
+func TestShedFilesAreReadAgain(t *testing.T) {
+	load := encode(t, chg{"I", 1, "a", 0}, chg{"I", 2, "b", 0})
+	cdc := encode(t, chg{"U", 1, "a2", 5}, chg{"D", 2, "b", 5}, chg{"I", 3, "c", 5})
+	files := map[string][]byte{"LOAD00000001.parquet": load, "20240814-000001000.parquet": cdc}
+	rowsOf := func(shed bool, changed []byte) ([]string, error) {
+		first := read(t, "LOAD00000001.parquet", load)
+		b, err := merge.NewBatch(first.Schema, merge.Options{Keys: []string{"id"}, OrderBy: []string{"updated_at"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		reads := 0
+		b.SetReload(func(_ context.Context, name string) (*merge.File, error) {
+			reads++
+			if changed != nil && name != "LOAD00000001.parquet" {
+				return read(t, name, changed), nil
+			}
+			return read(t, name, files[name]), nil
+		})
+		for _, name := range []string{"LOAD00000001.parquet", "20240814-000001000.parquet"} {
+			f := read(t, name, files[name])
+			if err := b.Add(f); err != nil {
+				t.Fatal(err)
+			}
+			if shed {
+				f.Shed()
+			}
+		}
+		var out []string
+		for rec, err := range b.Plan().Records(context.Background(), nil) {
+			if err != nil {
+				return nil, err
+			}
+			for i := 0; i < int(rec.NumRows()); i++ {
+				out = append(out, fmt.Sprint(rec.Column(0).ValueStr(i), "=", rec.Column(1).ValueStr(i)))
+			}
+			rec.Release()
+		}
+		if !shed && reads != 0 {
+			t.Errorf("read files again without shedding: %d", reads)
+		}
+		return out, nil
+	}
+	want, err := rowsOf(false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rowsOf(true, nil)
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("shed: rows %v, %v; want %v", got, err, want)
+	}
+	_, err = rowsOf(true, encode(t, chg{"U", 1, "a2", 5}, chg{"U", 2, "b", 5}, chg{"I", 3, "c", 5}))
+	var ie *merge.InputError
+	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "changed during the run") {
+		t.Errorf("changed object: err = %v, want an input error saying it changed", err)
 	}
 }

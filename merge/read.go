@@ -50,6 +50,31 @@ type File struct {
 	Records []arrow.RecordBatch
 	Ops     []Op // one per row, across Records
 	HasOp   bool // false: the file had no Op column and holds inserts
+
+	shed    bool    // Records released by Shed
+	recRows []int64 // rows per record, kept by Shed
+}
+
+// Shed releases the file's records once it is added to a Batch, keeping its
+// ops and the row count of each record: a Plan reads the file again (the
+// Batch's Reload) when it writes the file's winning rows. A batch then holds
+// only keys and order values in memory, not every row of every file.
+func (f *File) Shed() {
+	f.recRows = f.recordRows()
+	f.Release()
+	f.shed = true
+}
+
+// recordRows returns the row count of each record.
+func (f *File) recordRows() []int64 {
+	if f.shed {
+		return f.recRows
+	}
+	rows := make([]int64, len(f.Records))
+	for i, r := range f.Records {
+		rows[i] = r.NumRows()
+	}
+	return rows
 }
 
 // Rows is the number of rows in the file.

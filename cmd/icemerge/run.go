@@ -357,10 +357,25 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The batch keeps keys and order values; the rows of each file are read
+	// again when the winners are written, so memory holds one file's rows
+	// at a time, not the batch's.
+	batch.SetReload(func(ctx context.Context, name string) (*merge.File, error) {
+		f, err := readFile(ctx, d.Source, name)
+		if err != nil {
+			return nil, err
+		}
+		if err := merge.Align(memory.DefaultAllocator, f, stored); err != nil {
+			f.Release()
+			return nil, err
+		}
+		return f, nil
+	})
 	for _, f := range files {
 		if err := batch.Add(f); err != nil {
 			return nil, err
 		}
+		f.Shed()
 	}
 	tombstones := st.DecodedTombstones()
 	if o.TombstoneTTL > 0 {
@@ -520,12 +535,7 @@ func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table
 func readFiles(ctx context.Context, src Source, objs []merge.Object, bad *badFiles) ([]*merge.File, error) {
 	var files []*merge.File
 	for _, o := range objs {
-		r, err := src.Open(ctx, o.Key)
-		if err != nil {
-			return files, err
-		}
-		f, err := merge.ReadFile(ctx, o.Key, r, memory.DefaultAllocator)
-		r.Close()
+		f, err := readFile(ctx, src, o.Key)
 		if err != nil {
 			if err = bad.skip(o.Key, err); err != nil {
 				return files, err
@@ -535,6 +545,16 @@ func readFiles(ctx context.Context, src Source, objs []merge.Object, bad *badFil
 		files = append(files, f)
 	}
 	return files, nil
+}
+
+// readFile reads one source object.
+func readFile(ctx context.Context, src Source, key string) (*merge.File, error) {
+	r, err := src.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return merge.ReadFile(ctx, key, r, memory.DefaultAllocator)
 }
 
 // badFiles applies --on-bad-file: with quarantine, a file whose input is bad
