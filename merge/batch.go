@@ -132,7 +132,6 @@ func columnNames(sc *arrow.Schema) string {
 	return fmt.Sprint(names)
 }
 
-
 // keyBytes encodes the key of row i into the batch's buffer, valid until
 // the next call; ok is false for a null or unencodable key.
 func (b *Batch) keyBytes(cols []arrow.Array, i int) ([]byte, bool) {
