@@ -1,7 +1,11 @@
 package bookmark_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"reflect"
 	"errors"
 	"os"
 	"slices"
@@ -326,5 +330,33 @@ func TestTombstonesEncodeAndExpire(t *testing.T) {
 	}
 	if got := s.EncodeTombstones(merge.Tombstones{"k": {1}}, now, 0); len(got) != 0 {
 		t.Errorf("ttl 0 kept %d tombstones", len(got))
+	}
+}
+
+// Tombstones are stored packed, round-trip exactly, and the object form of
+// earlier bookmarks still reads; a damaged packed form is an error.
+func TestTombstoneSetJSON(t *testing.T) {
+	at := time.Date(2024, 8, 14, 0, 26, 42, 123456789, time.UTC)
+	set := bookmark.TombstoneSet{}
+	for i := range 1000 {
+		set[fmt.Sprintf("a2V5%04d", i)] = bookmark.Tombstone{Order: []byte{byte(i), 0, byte(i >> 8)}, At: at.Add(time.Duration(i) * time.Second)}
+	}
+	b, err := json.Marshal(set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b[0] != '"' {
+		t.Errorf("not packed: %.40s", b)
+	}
+	var back bookmark.TombstoneSet
+	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, set) {
+		t.Fatalf("round trip: %v, equal %v", err, reflect.DeepEqual(back, set))
+	}
+	old := `{"a2V5":{"o":"AQI=","at":"2024-08-14T00:26:42Z"}}`
+	if err := json.Unmarshal([]byte(old), &back); err != nil || len(back) != 1 || !bytes.Equal(back["a2V5"].Order, []byte{1, 2}) {
+		t.Errorf("object form: %v %v", err, back)
+	}
+	if err := json.Unmarshal(append(b[:len(b)/2:len(b)/2], '"'), &back); err == nil {
+		t.Errorf("a truncated packed form decoded")
 	}
 }
