@@ -15,7 +15,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/extensions"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/catalog"
@@ -25,6 +24,7 @@ import (
 	_ "modernc.org/sqlite"
 
 	"github.com/icemerge/icemerge/catalog/icecheck"
+	"github.com/icemerge/icemerge/merge/dmstest"
 )
 
 // schema covers every primitive type icecheck reads.
@@ -185,40 +185,13 @@ func sortRows(rows []map[string]any) {
 	sort.Slice(rows, func(i, j int) bool { return rows[i]["id"].(int64) < rows[j]["id"].(int64) })
 }
 
-func arrowValue(t *testing.T, col arrow.Array, i int) any {
-	if col.IsNull(i) {
-		return nil
+func arrowValue(t *testing.T, arr arrow.Array, i int) any {
+	t.Helper()
+	v, err := dmstest.ArrowValue(arr, i)
+	if err != nil {
+		t.Fatal(err)
 	}
-	switch a := col.(type) {
-	case *array.Int32:
-		return int64(a.Value(i))
-	case *array.Int64:
-		return a.Value(i)
-	case *array.Float32:
-		return float64(a.Value(i))
-	case *array.Float64:
-		return a.Value(i)
-	case *array.Boolean:
-		return a.Value(i)
-	case *array.String:
-		return a.Value(i)
-	case *array.LargeString:
-		return a.Value(i)
-	case *array.Binary:
-		return append([]byte{}, a.Value(i)...)
-	case *array.FixedSizeBinary:
-		return append([]byte{}, a.Value(i)...)
-	case *array.Decimal128:
-		return a.Value(i).ToString(a.DataType().(*arrow.Decimal128Type).Scale)
-	case *array.Date32:
-		return a.Value(i).ToTime().UTC()
-	case *array.Timestamp:
-		return a.Value(i).ToTime(a.DataType().(*arrow.TimestampType).Unit).UTC()
-	case *extensions.UUIDArray:
-		return a.Value(i).String()
-	}
-	t.Fatalf("unexpected arrow array %T", col)
-	return nil
+	return v
 }
 
 func TestReadEmptyTable(t *testing.T) {

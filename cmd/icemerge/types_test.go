@@ -437,37 +437,12 @@ func scanRows(t *testing.T, e *env) []map[string]any {
 }
 
 func arrowValue(t *testing.T, arr arrow.Array, i int) any {
-	if arr.IsNull(i) {
-		return nil
+	t.Helper()
+	v, err := dmstest.ArrowValue(arr, i)
+	if err != nil {
+		t.Fatal(err)
 	}
-	switch a := arr.(type) {
-	case *array.Int32:
-		return int64(a.Value(i))
-	case *array.Int64:
-		return a.Value(i)
-	case *array.Float32:
-		return float64(a.Value(i))
-	case *array.Float64:
-		return a.Value(i)
-	case *array.Boolean:
-		return a.Value(i)
-	case *array.String:
-		return a.Value(i)
-	case *array.LargeString:
-		return a.Value(i)
-	case *array.Binary:
-		return append([]byte{}, a.Value(i)...)
-	case *array.LargeBinary:
-		return append([]byte{}, a.Value(i)...)
-	case *array.Decimal128:
-		return a.Value(i).ToString(a.DataType().(*arrow.Decimal128Type).Scale)
-	case *array.Date32:
-		return a.Value(i).ToTime().UTC()
-	case *array.Timestamp:
-		return a.Value(i).ToTime(a.DataType().(*arrow.TimestampType).Unit).UTC()
-	}
-	t.Fatalf("iceberg-go scan: unexpected %s column", arr.DataType())
-	return nil
+	return v
 }
 
 // Every source type DMS writes, with the edge values of its range, round-trips
