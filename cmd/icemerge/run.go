@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -532,19 +533,74 @@ func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table
 	}
 }
 
+// readWorkers is how many source objects are read at once: decoding is
+// CPU-bound, one core per file.
+const readWorkers = 2
+
+// readFiles reads the objects, readWorkers at a time, and returns them in
+// source order. Errors are handled in source order too, so the first bad
+// object in source order is the one a failing run names.
 func readFiles(ctx context.Context, src Source, objs []merge.Object, bad *badFiles) ([]*merge.File, error) {
+	type result struct {
+		f   *merge.File
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]chan result, len(objs))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(readWorkers, len(objs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f, err := readFile(ctx, src, objs[i].Key)
+				results[i] <- result{f, err}
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for i := range objs {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
 	var files []*merge.File
-	for _, o := range objs {
-		f, err := readFile(ctx, src, o.Key)
-		if err != nil {
-			if err = bad.skip(o.Key, err); err != nil {
-				return files, err
+	var failed error
+	for i, o := range objs {
+		if failed != nil {
+			break
+		}
+		r := <-results[i]
+		if r.err != nil {
+			if failed = bad.skip(o.Key, r.err); failed != nil {
+				cancel()
 			}
 			continue
 		}
-		files = append(files, f)
+		files = append(files, r.f)
 	}
-	return files, nil
+	// Free what the workers read after a failure.
+	cancel()
+	wg.Wait()
+	for _, c := range results {
+		select {
+		case r := <-c:
+			if r.f != nil {
+				r.f.Release()
+			}
+		default:
+		}
+	}
+	return files, failed
 }
 
 // readFile reads one source object.
