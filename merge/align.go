@@ -17,6 +17,18 @@ func Align(mem memory.Allocator, f *File, table *arrow.Schema) error {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
+	if f.full != nil {
+		// A projected file aligns to the same columns of the table.
+		var fields []arrow.Field
+		for _, fld := range f.Schema.Fields() {
+			if is := table.FieldIndices(fld.Name); len(is) == 1 {
+				fields = append(fields, table.Field(is[0]))
+			} else {
+				fields = append(fields, fld) // refused below
+			}
+		}
+		table = arrow.NewSchema(fields, nil)
+	}
 	src := map[string]int{}
 	for i, fld := range f.Schema.Fields() {
 		src[fld.Name] = i

@@ -159,21 +159,24 @@ func pick(rec arrow.RecordBatch, idx []int) []arrow.Array {
 // Add adds the changes of the next file in source order. The file must have
 // been aligned to the batch's schema. A null key fails the whole batch.
 func (b *Batch) Add(f *File) error {
-	if !f.Schema.Equal(b.schema) {
-		return &InputError{File: f.Name, Err: fmt.Errorf("%w: file not aligned to the table schema", ErrSchemaClash)}
+	// The file holds the table's columns (aligned), or at least its key and
+	// order columns (aligned after Project).
+	keyIdx, orderIdx, err := b.columnsOf(f)
+	if err != nil {
+		return err
 	}
 	if n := len(b.files); n > 0 && CompareObjects(Object{Key: b.files[n-1].Name}, Object{Key: f.Name}) >= 0 {
 		return fmt.Errorf("merge: %s added after %s, out of source order", f.Name, b.files[n-1].Name)
 	}
 	b.filter = nil // built again by ResetExisting, with this file's keys
 	for _, rec := range f.Records {
-		b.widenRange(rec.Column(b.keyIdx[0]))
+		b.widenRange(rec.Column(keyIdx[0]))
 	}
 	fi := int32(len(b.files))
 	b.files = append(b.files, f)
 	row := 0
 	for ri, rec := range f.Records {
-		keys, orders := pick(rec, b.keyIdx), pick(rec, b.orderIdx)
+		keys, orders := pick(rec, keyIdx), pick(rec, orderIdx)
 		for i := 0; i < int(rec.NumRows()); i, row = i+1, row+1 {
 			order := b.scratch
 			for c, col := range orders {
@@ -270,6 +273,27 @@ func (b *Batch) keyString(i int32) string {
 		return b.ws[i].key
 	}
 	return string(binary.BigEndian.AppendUint64([]byte{'i'}, uint64(b.ws[i].ikey)))
+}
+
+// columnsOf finds the key and order columns in f, which must have the
+// table's types there.
+func (b *Batch) columnsOf(f *File) (keyIdx, orderIdx []int, err error) {
+	find := func(names []string, tableIdx []int) ([]int, error) {
+		out := make([]int, len(names))
+		for c, name := range names {
+			is := f.Schema.FieldIndices(name)
+			if len(is) != 1 || !arrow.TypeEqual(f.Schema.Field(is[0]).Type, b.schema.Field(tableIdx[c]).Type) {
+				return nil, &InputError{File: f.Name, Column: name, Err: fmt.Errorf("%w: file not aligned to the table schema", ErrSchemaClash)}
+			}
+			out[c] = is[0]
+		}
+		return out, nil
+	}
+	if keyIdx, err = find(b.opts.Keys, b.keyIdx); err != nil {
+		return nil, nil, err
+	}
+	orderIdx, err = find(b.opts.OrderBy, b.orderIdx)
+	return keyIdx, orderIdx, err
 }
 
 // orderOf is the order value of winner i, in the slab.
@@ -645,11 +669,11 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 // recordsOf returns the records of f, reading it again if it was shed;
 // done releases what was read.
 func (p *Plan) recordsOf(ctx context.Context, f *File) ([]arrow.RecordBatch, func(), error) {
-	if !f.shed {
+	if !f.shed && f.full == nil {
 		return f.Records, func() {}, nil
 	}
 	if p.reload == nil {
-		return nil, nil, fmt.Errorf("merge: %s was shed and the batch has no Reload", f.Name)
+		return nil, nil, fmt.Errorf("merge: %s was shed or projected and the batch has no Reload", f.Name)
 	}
 	again, err := p.reload(ctx, f.Name)
 	if err != nil {

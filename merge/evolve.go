@@ -36,7 +36,7 @@ func Evolve(table *arrow.Schema, files []*File) (*arrow.Schema, []SchemaChange, 
 	}
 	var changes []SchemaChange
 	for _, file := range files {
-		for _, f := range file.Schema.Fields() {
+		for _, f := range file.FullSchema().Fields() {
 			i, ok := index[f.Name]
 			if !ok {
 				index[f.Name] = len(fields)

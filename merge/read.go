@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 
@@ -53,6 +54,42 @@ type File struct {
 
 	shed    bool    // Records released by Shed
 	recRows []int64 // rows per record, kept by Shed
+	full    *arrow.Schema
+}
+
+// FullSchema is the StoredSchema of the whole file, also after Project.
+func (f *File) FullSchema() *arrow.Schema {
+	if f.full != nil {
+		return f.full
+	}
+	return f.Schema
+}
+
+// Project keeps only the named columns (those the file has) in Records and
+// Schema; FullSchema still describes the file. A batch needs only the key
+// and order columns of a file, and the file was validated whole when read.
+func (f *File) Project(cols []string) {
+	full := f.FullSchema()
+	var idx []int
+	var fields []arrow.Field
+	for i, fld := range f.Schema.Fields() {
+		if slices.Contains(cols, fld.Name) {
+			idx, fields = append(idx, i), append(fields, fld)
+		}
+	}
+	if len(idx) == f.Schema.NumFields() {
+		return
+	}
+	sc := arrow.NewSchema(fields, nil)
+	for i, rec := range f.Records {
+		arrs := make([]arrow.Array, len(idx))
+		for j, k := range idx {
+			arrs[j] = rec.Column(k)
+		}
+		f.Records[i] = array.NewRecordBatch(sc, arrs, rec.NumRows())
+		rec.Release()
+	}
+	f.Schema, f.full = sc, full
 }
 
 // Shed releases the file's records once it is added to a Batch, keeping its

@@ -7,11 +7,19 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"runtime/pprof"
 	"syscall"
 )
 
 func main() {
+	// A run's heap is mostly the batch's key index, slabs and Arrow buffers,
+	// with few pointers: collecting at half the default growth costs a few
+	// percent of the time and keeps peak memory about a third lower. GOGC
+	// set in the environment wins.
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile()
 	code := cli(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)

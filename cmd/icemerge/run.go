@@ -294,7 +294,10 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	// Read and check every file before anything is written: a file with bad
 	// input fails the run or, with --on-bad-file quarantine, is skipped.
 	bad := newBadFiles(o, todo, d.Now(), log)
-	files, err := readFiles(ctx, d.Source, todo, bad)
+	// Each file is read and checked whole, then only its key and order
+	// columns are kept: the batch needs no more, and the winners' rows are
+	// read again when they are written.
+	files, err := readFiles(ctx, d.Source, todo, append(slices.Clone(keys), o.OrderBy...), bad)
 	defer func() {
 		for _, f := range files {
 			f.Release()
@@ -540,7 +543,7 @@ const readWorkers = 2
 // readFiles reads the objects, readWorkers at a time, and returns them in
 // source order. Errors are handled in source order too, so the first bad
 // object in source order is the one a failing run names.
-func readFiles(ctx context.Context, src Source, objs []merge.Object, bad *badFiles) ([]*merge.File, error) {
+func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []string, bad *badFiles) ([]*merge.File, error) {
 	type result struct {
 		f   *merge.File
 		err error
@@ -559,6 +562,9 @@ func readFiles(ctx context.Context, src Source, objs []merge.Object, bad *badFil
 			defer wg.Done()
 			for i := range next {
 				f, err := readFile(ctx, src, objs[i].Key)
+				if err == nil {
+					f.Project(keep)
+				}
 				results[i] <- result{f, err}
 			}
 		}()
@@ -697,7 +703,7 @@ func (b *badFiles) report(w io.Writer, table string) {
 // of the files' columns in the order first seen, widened where files
 // differ, key columns required.
 func newTableSchema(files []*merge.File, keys []string) (*arrow.Schema, error) {
-	sc, _, err := merge.Evolve(files[0].Schema, files[1:])
+	sc, _, err := merge.Evolve(files[0].FullSchema(), files[1:])
 	if err != nil {
 		return nil, err
 	}
