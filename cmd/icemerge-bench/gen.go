@@ -417,6 +417,17 @@ func parallel(n int, job func(i int) error) error {
 	return errors.Join(errs...)
 }
 
+// freshDir empties dir, creating it when missing.
+func freshDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clearing %s for the generated data: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s for the generated data: %w", dir, err)
+	}
+	return nil
+}
+
 // genBase writes the full load of p (keys 1..p.Rows) as LOAD files, unless
 // the cache has it.
 func genBase(work string, p genParams) (*genStats, error) {
@@ -425,10 +436,7 @@ func genBase(work string, p genParams) (*genStats, error) {
 		return s, nil
 	}
 	start := time.Now()
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := freshDir(dir); err != nil {
 		return nil, err
 	}
 	pool := bioPool(p.Seed)
@@ -546,10 +554,7 @@ func genBatch(work string, p genParams, b int) (*genStats, error) {
 		return s, nil
 	}
 	start := time.Now()
-	if err := os.RemoveAll(dir); err != nil {
-		return nil, err
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := freshDir(dir); err != nil {
 		return nil, err
 	}
 	pool := bioPool(p.Seed)
