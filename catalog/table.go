@@ -684,42 +684,17 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, deletes map[str
 	location := lp.NewDataLocation(fmt.Sprintf("%s-deletes.parquet", uuid.New()))
 
 	paths := slices.Sorted(maps.Keys(deletes))
-	pb := array.NewStringBuilder(memory.DefaultAllocator)
-	defer pb.Release()
-	ib := array.NewInt64Builder(memory.DefaultAllocator)
-	defer ib.Release()
 	var rows int64
 	for _, p := range paths {
-		for _, pos := range deletes[p] {
-			pb.Append(p)
-			ib.Append(pos)
-			rows++
-		}
+		rows += int64(len(deletes[p]))
 	}
-	pa, ia := pb.NewArray(), ib.NewArray()
-	defer pa.Release()
-	defer ia.Release()
-	rec := array.NewRecordBatch(posDeleteSchema, []arrow.Array{pa, ia}, rows)
-	defer rec.Release()
 
 	out, err := wfs.Create(location)
 	if err != nil {
 		return nil, fmt.Errorf("creating position delete file %s: %w", location, err)
 	}
 	cw := &countingWriter{w: out}
-	w, err := pqarrow.NewFileWriter(posDeleteSchema, cw,
-		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd)),
-		pqarrow.DefaultWriterProps())
-	if err != nil {
-		out.Close()
-		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
-	}
-	if err := w.Write(rec); err != nil {
-		w.Close()
-		out.Close()
-		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
-	}
-	if err := w.Close(); err != nil {
+	if err := writePositionRows(cw, paths, deletes); err != nil {
 		out.Close()
 		return nil, fmt.Errorf("writing position delete file %s: %w", location, err)
 	}
@@ -747,6 +722,55 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, deletes map[str
 		b.ReferencedDataFile(first)
 	}
 	return b.Build(), nil
+}
+
+// deleteRowGroupRows is the rows of each row group of a position delete
+// file: the file is built and written a row group at a time, so a run
+// deleting millions of rows holds one row group's paths in memory, not all.
+const deleteRowGroupRows = 256 << 10
+
+// writePositionRows writes the (file_path, pos) rows of deletes, in the
+// order of paths, as Parquet.
+func writePositionRows(w io.Writer, paths []string, deletes map[string][]int64) error {
+	fw, err := pqarrow.NewFileWriter(posDeleteSchema, w,
+		parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd)),
+		pqarrow.DefaultWriterProps())
+	if err != nil {
+		return err
+	}
+	pb := array.NewStringBuilder(memory.DefaultAllocator)
+	defer pb.Release()
+	ib := array.NewInt64Builder(memory.DefaultAllocator)
+	defer ib.Release()
+	flush := func() error {
+		n := ib.Len()
+		if n == 0 {
+			return nil
+		}
+		pa, ia := pb.NewArray(), ib.NewArray()
+		defer pa.Release()
+		defer ia.Release()
+		rec := array.NewRecordBatch(posDeleteSchema, []arrow.Array{pa, ia}, int64(n))
+		defer rec.Release()
+		return fw.Write(rec)
+	}
+	for _, p := range paths {
+		for _, pos := range deletes[p] {
+			pb.Append(p)
+			ib.Append(pos)
+			if ib.Len() == deleteRowGroupRows {
+				if err := flush(); err != nil {
+					fw.Close()
+					return err
+				}
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		fw.Close()
+		return err
+	}
+	return fw.Close()
 }
 
 func littleEndian(v int64) []byte {

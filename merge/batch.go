@@ -61,6 +61,9 @@ type Batch struct {
 	rangeOK  bool
 	loI, hiI int64
 	loS, hiS string
+	// parts > 1: the batch takes only the keys whose hash falls in
+	// partition part (SetPartition).
+	part, parts uint64
 }
 
 type winner struct {
@@ -86,6 +89,28 @@ type Reload func(ctx context.Context, name string) (*File, error)
 
 // SetReload sets how shed files are read again.
 func (b *Batch) SetReload(r Reload) { b.reload = r }
+
+// SetPartition makes the batch take only the changes (in Add) and the table
+// rows (in MatchExisting) of the keys in partition i of n, by key hash.
+// Planning every partition of the same files, one batch at a time, and
+// joining the plans with Plan.Absorb gives the plan of one batch of them
+// all, with the memory of one partition's keys. Call it before Add.
+func (b *Batch) SetPartition(i, n int) error {
+	if n < 1 || i < 0 || i >= n {
+		return fmt.Errorf("merge: partition %d of %d", i, n)
+	}
+	if len(b.files) > 0 {
+		return errors.New("merge: SetPartition after Add")
+	}
+	b.part, b.parts = uint64(i), uint64(n)
+	return nil
+}
+
+// inPartition reports whether a key of hash h is in the batch's partition.
+// The high bits decide, so the filter (low bits) stays uniform within one.
+func (b *Batch) inPartition(h uint64) bool {
+	return b.parts <= 1 || (h>>32)%b.parts == b.part
+}
 
 // NewBatch starts a batch for a table of the given stored schema.
 func NewBatch(schema *arrow.Schema, o Options) (*Batch, error) {
@@ -193,6 +218,9 @@ func (b *Batch) Add(f *File) error {
 				return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.Keys[nullCol], Err: ErrNullKey,
 					Hint: "every change needs its full primary key; nothing was committed"}
 			}
+			if wi < 0 {
+				continue // another partition's key
+			}
 			if isNew {
 				b.ws[wi].order = int32(len(b.orders))
 				b.orders = append(b.orders, order...)
@@ -228,6 +256,9 @@ func (b *Batch) winnerOf(keys []arrow.Array, i int) (wi int32, isNew bool, nullC
 		if !ok {
 			return 0, false, 0, nil
 		}
+		if b.parts > 1 && !b.inPartition(intHash(v)) {
+			return -1, false, -1, nil
+		}
 		if wi, ok := b.intIndex[v]; ok {
 			return wi, false, -1, nil
 		}
@@ -245,6 +276,9 @@ func (b *Batch) winnerOf(keys []arrow.Array, i int) (wi int32, isNew bool, nullC
 		}
 	}
 	b.keyBuf = buf
+	if b.parts > 1 && !b.inPartition(maphash.Bytes(filterSeed, buf)) {
+		return -1, false, -1, nil
+	}
 	if wi, ok := b.index[string(buf)]; ok {
 		return wi, false, -1, nil
 	}
@@ -400,15 +434,21 @@ func (b *Batch) MatchExisting(path string, keys, orders []arrow.Array, firstPos 
 		var wi int32
 		if b.intKey {
 			v, ok := intKeyAt(keys[0], i)
-			if !ok || !b.mayHaveInt(v) {
+			if !ok {
 				continue // a null key in the table cannot match a change
+			}
+			if h := intHash(v); !b.inPartition(h) || !b.mayHaveHash(h) {
+				continue
 			}
 			if wi, ok = b.intIndex[v]; !ok {
 				continue
 			}
 		} else {
 			k, ok := b.keyBytes(keys, i)
-			if !ok || !b.mayHave(k) {
+			if !ok {
+				continue
+			}
+			if h := maphash.Bytes(filterSeed, k); !b.inPartition(h) || !b.mayHaveHash(h) {
 				continue
 			}
 			if wi, ok = b.index[string(k)]; !ok {
@@ -500,20 +540,13 @@ func intHash(v int64) uint64 {
 	return h
 }
 
-func (b *Batch) mayHaveInt(v int64) bool {
+// mayHaveHash reports whether a key of hash h (intHash of an int key,
+// maphash of a key's encoding) may be in the batch (false: it is not).
+func (b *Batch) mayHaveHash(h uint64) bool {
 	if b.filter == nil {
 		return true
 	}
-	h := intHash(v) & uint64(len(b.filter)*64-1)
-	return b.filter[h/64]&(1<<(h%64)) != 0
-}
-
-// mayHave reports whether key may be in the batch (false: it is not).
-func (b *Batch) mayHave(key []byte) bool {
-	if b.filter == nil {
-		return true
-	}
-	h := maphash.Bytes(filterSeed, key) & uint64(len(b.filter)*64-1)
+	h &= uint64(len(b.filter)*64 - 1)
 	return b.filter[h/64]&(1<<(h%64)) != 0
 }
 
@@ -578,8 +611,8 @@ func (b *Batch) Plan() *Plan {
 	for wi := range b.ws {
 		w := &b.ws[wi]
 		live := w.nEx > 0
-		var k string
-		if ordered {
+		var k string // the key, as tombstones hold it: only where they need it
+		if ordered && (w.op == Delete || len(b.tombstones) > 0) {
 			k = b.keyString(int32(wi))
 		}
 		order := b.orderOf(int32(wi))
@@ -615,8 +648,8 @@ func (b *Batch) Plan() *Plan {
 		if w.op != Delete {
 			p.keep[w.file][w.rec][w.row] = true
 			p.WriteRows++
-			if ordered {
-				p.tombRevived = append(p.tombRevived, k)
+			if _, ok := b.tombstones[k]; ordered && ok {
+				p.tombRevived = append(p.tombRevived, k) // only a tombstone needs forgetting
 			}
 		} else if ordered {
 			p.tombDeleted[k] = orderKey(order)
@@ -632,6 +665,55 @@ func (b *Batch) Plan() *Plan {
 		p.DeleteRows += len(ps)
 	}
 	return p
+}
+
+// Absorb adds q, the plan of another partition of the same batch (see
+// Batch.SetPartition), to p. The partitions' keys are disjoint, so their
+// rows to write and positions to delete are too.
+func (p *Plan) Absorb(q *Plan) error {
+	if len(p.files) != len(q.files) || len(p.keep) != len(q.keep) {
+		return errors.New("merge: absorbing the plan of another batch")
+	}
+	p.Keys += q.Keys
+	p.WinInserts += q.WinInserts
+	p.WinUpdates += q.WinUpdates
+	p.WinDeletes += q.WinDeletes
+	p.Stale += q.Stale
+	p.WriteRows += q.WriteRows
+	p.RowsInserted += q.RowsInserted
+	p.RowsUpdated += q.RowsUpdated
+	p.RowsDeleted += q.RowsDeleted
+	for fi, recs := range q.keep {
+		if len(recs) != len(p.keep[fi]) {
+			return errors.New("merge: absorbing the plan of another batch")
+		}
+		for ri, rows := range recs {
+			into := p.keep[fi][ri]
+			for i, k := range rows {
+				if k {
+					into[i] = true
+				}
+			}
+		}
+	}
+	for path, ps := range q.Deletes {
+		if old, ok := p.Deletes[path]; ok {
+			ps = append(slices.Clone(old), ps...)
+			slices.Sort(ps)
+			ps = slices.Compact(ps)
+			p.DeleteRows -= len(old)
+		}
+		p.Deletes[path] = ps
+		p.DeleteRows += len(ps)
+	}
+	if p.tombDeleted == nil {
+		p.tombDeleted = Tombstones{}
+	}
+	for k, v := range q.tombDeleted {
+		p.tombDeleted[k] = v
+	}
+	p.tombRevived = append(p.tombRevived, q.tombRevived...)
+	return nil
 }
 
 // Empty reports whether the plan changes nothing in the table.

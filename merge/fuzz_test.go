@@ -350,6 +350,11 @@ func checkDedupe(t *testing.T, data []byte) {
 	if got := c.build(t, c.names, variant); !reflect.DeepEqual(want, got) {
 		t.Fatalf("%s\nencoded with %d rows per row group, %s, the plan differs:%s", c, c.rowGroup, c.codec, dedupeDiff(got, want))
 	}
+	// In key-hash partitions, one batch at a time: the same plan.
+	parts := 2 + int(c.shuffleBy%5)
+	if got := c.buildParts(t, c.names, canonical, parts); !reflect.DeepEqual(want, got) {
+		t.Fatalf("%s\nplanned in %d partitions, the plan differs:%s", c, parts, dedupeDiff(got, want))
+	}
 	// A shuffled listing sorts to source order, and gives the same plan.
 	var listing []merge.Object
 	for i, k := range append(slices.Clone(c.names), dedupeJunk...) {
@@ -409,6 +414,11 @@ func dedupeNullable(null bool, v any) any {
 // newBatch adds the files in the given order to a new batch; it stops at
 // the first error of Add.
 func (c *dedupeCase) newBatch(t *testing.T, order []string, files map[string]*merge.File) (*merge.Batch, error) {
+	return c.newPartition(t, order, files, 0, 1)
+}
+
+// newPartition is newBatch for partition part of parts.
+func (c *dedupeCase) newPartition(t *testing.T, order []string, files map[string]*merge.File, part, parts int) (*merge.Batch, error) {
 	t.Helper()
 	var b *merge.Batch
 	for _, name := range order {
@@ -417,6 +427,9 @@ func (c *dedupeCase) newBatch(t *testing.T, order []string, files map[string]*me
 			checkDedupeSchema(t, f.Schema)
 			var err error
 			if b, err = merge.NewBatch(f.Schema, c.opts); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.SetPartition(part, parts); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -452,6 +465,26 @@ func (c *dedupeCase) build(t *testing.T, order []string, files map[string]*merge
 	}
 	c.matchExisting(t, b)
 	return observeDedupe(t, b.Plan())
+}
+
+// buildParts plans the batch in parts key-hash partitions, a batch each,
+// and joins their plans, as a run too large for one batch does.
+func (c *dedupeCase) buildParts(t *testing.T, order []string, files map[string]*merge.File, parts int) dedupeView {
+	t.Helper()
+	var total *merge.Plan
+	for part := range parts {
+		b, err := c.newPartition(t, order, files, part, parts)
+		if err != nil {
+			t.Fatalf("%s\nAdd in order %q, partition %d of %d: %v", c, order, part, parts, err)
+		}
+		c.matchExisting(t, b)
+		if p := b.Plan(); total == nil {
+			total = p
+		} else if err := total.Absorb(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return observeDedupe(t, total)
 }
 
 // matchExisting reports the table rows, one MatchExisting call per data file.

@@ -257,6 +257,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	order := fs.String("order-by", "updated_at", "column(s) ordering the changes of a key, comma-separated; 'source' for source order only")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
 	fs.IntVar(&o.MaxFiles, "max-files", 0, "apply at most this many files per run, in source order (0: all)")
+	fs.IntVar(&o.PartitionRows, "partition-rows", defaultPartitionRows, "plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)")
 	fs.DurationVar(&o.SettleAfter, "settle-after", 15*time.Minute, "list only after keys applied this long ago (0: list the whole folder every run)")
 	fs.DurationVar(&o.Wait, "wait", 0, "wait this long for another run of the table to finish (0: exit 3 at once)")
 	fs.DurationVar(&o.LockTTL, "lock-ttl", 10*time.Minute, "lease of the table's run lock, renewed while running; a run that died frees the table after it")

@@ -26,14 +26,17 @@ import (
 // RunOptions are the settings of `icemerge run`, validated before any I/O.
 type RunOptions struct {
 	Common
-	Source      string
-	Keys        []string
-	OrderBy     []string // empty: source order only
-	DryRun      bool
-	MaxFiles    int           // 0: no bound
-	SettleAfter time.Duration // 0: never settle (list everything)
-	Wait        time.Duration // how long to wait for the table's lock
-	LockTTL     time.Duration
+	Source   string
+	Keys     []string
+	OrderBy  []string // empty: source order only
+	DryRun   bool
+	MaxFiles int // 0: no bound
+	// PartitionRows: a batch of more changes is planned in key-hash
+	// partitions of about this many (0: never).
+	PartitionRows int
+	SettleAfter   time.Duration // 0: never settle (list everything)
+	Wait          time.Duration // how long to wait for the table's lock
+	LockTTL       time.Duration
 	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
 	TombstoneTTL time.Duration
 	// OnBadFile is what a file with bad input does to the run: fail it
@@ -50,6 +53,9 @@ const (
 // Validate reports every problem at once.
 func (o RunOptions) Validate() error {
 	errs := []error{o.Common.Validate()}
+	if o.PartitionRows < 0 {
+		errs = append(errs, fmt.Errorf("--partition-rows %d: use 0 (one partition) or more", o.PartitionRows))
+	}
 	if o.Source == "" {
 		errs = append(errs, errors.New("--source is required: the DMS folder of one table"))
 	} else if _, err := parseLocation(o.Source); err != nil {
@@ -357,44 +363,40 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 		}
 	}
 	lap(&res.Time.Read)
-	batch, err := merge.NewBatch(stored, merge.Options{Keys: keys, OrderBy: o.OrderBy})
-	if err != nil {
-		return nil, err
-	}
-	// The batch keeps keys and order values; the rows of each file are read
-	// again when the winners are written, so memory holds one file's rows
-	// at a time, not the batch's.
-	batch.SetReload(func(ctx context.Context, name string) (*merge.File, error) {
-		f, err := readFile(ctx, d.Source, name)
-		if err != nil {
-			return nil, err
-		}
-		if err := merge.Align(memory.DefaultAllocator, f, stored); err != nil {
-			f.Release()
-			return nil, err
-		}
-		return f, nil
-	})
-	for _, f := range files {
-		if err := batch.Add(f); err != nil {
-			return nil, err
-		}
-		f.Shed()
-	}
 	tombstones := st.DecodedTombstones()
+	pl := &planner{
+		stored: stored, opts: merge.Options{Keys: keys, OrderBy: o.OrderBy}, files: files, res: res,
+		parts: partitions(files, o.PartitionRows),
+		// The batch keeps keys and order values; the rows of each file are
+		// read again when the winners are written, so memory holds one
+		// file's rows at a time, not the batch's.
+		reload: func(ctx context.Context, name string) (*merge.File, error) {
+			f, err := readFile(ctx, d.Source, name)
+			if err != nil {
+				return nil, err
+			}
+			if err := merge.Align(memory.DefaultAllocator, f, stored); err != nil {
+				f.Release()
+				return nil, err
+			}
+			return f, nil
+		},
+	}
 	if o.TombstoneTTL > 0 {
-		batch.SetTombstones(tombstones)
+		pl.tombstones = tombstones
+	}
+	if pl.parts > 1 {
+		log.Info("planning in key-hash partitions", "partitions", pl.parts, "changes", pl.rows())
 	}
 	nextTombstones := func(p *merge.Plan) map[string]bookmark.Tombstone {
 		return st.EncodeTombstones(p.NextTombstones(tombstones), d.Now(), o.TombstoneTTL)
 	}
-	lap(&res.Time.Dedupe)
-	plan, err := planAgainst(ctx, batch, tbl, exists, res)
+	plan, err := pl.plan(ctx, tbl, exists)
 	if err != nil {
 		return nil, err
 	}
 	res.Plan = plan
-	lap(&res.Time.Locate)
+	phase = time.Now()
 
 	if o.DryRun {
 		printPlan(d.Out, o.Table, exists, stored, res.SchemaChanges, plan)
@@ -430,7 +432,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	res.Token = token
 	pending := st.Begin(token, todo, d.Now())
 	pending.Pending.Quarantined = bad.q
-	committed, err := commitWithRetry(ctx, d, batch, tbl, plan, stored, token, res, func(p *merge.Plan) error {
+	committed, err := commitWithRetry(ctx, d, pl, tbl, plan, stored, token, res, func(p *merge.Plan) error {
 		// Pending goes into the bookmark only once the files are written,
 		// right before each commit attempt (with the tombstones of that
 		// attempt's plan): a run that fails writing them leaves the
@@ -460,8 +462,107 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	return res, nil
 }
 
+// defaultPartitionRows is --partition-rows: a batch of more changes is
+// deduplicated and matched with the table in key-hash partitions of about
+// this many changes, one at a time. The batch's memory is mostly its
+// per-key entries, so that bounds it; the rows to write and delete are
+// then bits and positions.
+const defaultPartitionRows = 2_000_000
+
+// partitions is how many key-hash partitions a batch of files is planned in.
+func partitions(files []*merge.File, perPart int) int {
+	rows := 0
+	for _, f := range files {
+		rows += f.Rows()
+	}
+	if perPart <= 0 || rows <= perPart {
+		return 1
+	}
+	return (rows + perPart - 1) / perPart
+}
+
+// planner dedupes the run's files and matches them with the table: in one
+// batch, or, for a large run, one key-hash partition at a time, joining
+// the partitions' plans.
+type planner struct {
+	stored     *arrow.Schema
+	opts       merge.Options
+	files      []*merge.File
+	reload     merge.Reload
+	tombstones merge.Tombstones
+	parts      int
+	res        *Result
+	// one is the batch of a run planned in one partition, kept so that a
+	// re-plan after a conflict only matches it again.
+	one *merge.Batch
+}
+
+func (pl *planner) rows() int {
+	n := 0
+	for _, f := range pl.files {
+		n += f.Rows()
+	}
+	return n
+}
+
+// plan plans the run against the table's current snapshot. In partitions,
+// the files keep their key and order columns for every partition (and a
+// re-plan), so planning never reads a source object again.
+func (pl *planner) plan(ctx context.Context, tbl *table.Table, exists bool) (*merge.Plan, error) {
+	pl.res.Scan = catalog.ScanStats{}
+	var total *merge.Plan
+	for part := range pl.parts {
+		start := time.Now()
+		b := pl.one
+		if b == nil {
+			var err error
+			if b, err = pl.batch(part); err != nil {
+				return nil, err
+			}
+			if pl.parts == 1 {
+				pl.one = b
+			}
+		}
+		located := time.Now()
+		pl.res.Time.Dedupe += located.Sub(start)
+		p, err := planAgainst(ctx, b, tbl, exists, pl.res)
+		if err != nil {
+			return nil, err
+		}
+		pl.res.Time.Locate += time.Since(located)
+		if total == nil {
+			total = p
+		} else if err := total.Absorb(p); err != nil {
+			return nil, err
+		}
+	}
+	return total, nil
+}
+
+// batch dedupes the files' changes of one partition.
+func (pl *planner) batch(part int) (*merge.Batch, error) {
+	b, err := merge.NewBatch(pl.stored, pl.opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := b.SetPartition(part, pl.parts); err != nil {
+		return nil, err
+	}
+	b.SetReload(pl.reload)
+	b.SetTombstones(pl.tombstones)
+	for _, f := range pl.files {
+		if err := b.Add(f); err != nil {
+			return nil, err
+		}
+		if pl.parts == 1 {
+			f.Shed() // the batch holds what it needs, and is kept
+		}
+	}
+	return b, nil
+}
+
 // planAgainst matches the batch with the live rows of the table's current
-// snapshot and plans it.
+// snapshot and plans it. Its scan's figures add to res.Scan.
 func planAgainst(ctx context.Context, batch *merge.Batch, tbl *table.Table, exists bool, res *Result) (*merge.Plan, error) {
 	batch.ResetExisting()
 	if exists {
@@ -475,7 +576,11 @@ func planAgainst(ctx context.Context, batch *merge.Batch, tbl *table.Table, exis
 		st, err := catalog.ScanLive(ctx, tbl, cols, rng, func(path string, arrs []arrow.Array, first int64, deleted func(int64) bool) error {
 			return batch.MatchExisting(path, arrs[:nk], arrs[nk:], first, deleted)
 		})
-		res.Scan = st
+		res.Scan.Files += st.Files
+		res.Scan.FilesPruned += st.FilesPruned
+		res.Scan.RowGroups += st.RowGroups
+		res.Scan.RowGroupsPruned += st.RowGroupsPruned
+		res.Scan.Bytes += st.Bytes
 		if err != nil {
 			return nil, err
 		}
@@ -487,7 +592,7 @@ func planAgainst(ctx context.Context, batch *merge.Batch, tbl *table.Table, exis
 // reloads the table, re-validates the schema, re-plans against the new
 // snapshot and tries again, a bounded number of times. It never overwrites a
 // change it has not seen.
-func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table.Table, plan *merge.Plan, stored *arrow.Schema,
+func commitWithRetry(ctx context.Context, d Deps, pl *planner, tbl *table.Table, plan *merge.Plan, stored *arrow.Schema,
 	token string, res *Result, beforeCommit func(*merge.Plan) error,
 ) (*table.Table, error) {
 	for attempt := 1; ; attempt++ {
@@ -527,7 +632,7 @@ func commitWithRetry(ctx context.Context, d Deps, batch *merge.Batch, tbl *table
 			return nil, fmt.Errorf("the schema of %s changed during the run: rerun to plan against it: %w", catalog.Name(tbl), err)
 		}
 		tbl = fresh
-		if plan, err = planAgainst(ctx, batch, tbl, true, res); err != nil {
+		if plan, err = pl.plan(ctx, tbl, true); err != nil {
 			return nil, err
 		}
 		if plan.Empty() {
