@@ -41,8 +41,16 @@ const (
 // Spreads of the changed keys.
 const (
 	spreadUniform   = "uniform"   // U/D keys uniform over 1..rows
-	spreadClustered = "clustered" // U/D keys in the top 2% of 1..rows (recent users)
+	spreadClustered = "clustered" // U/D keys in the hotKeys(rows) greatest keys of 1..rows (recent users)
 )
+
+// maxHotKeys caps the keys a clustered batch changes: the top 2% of a table
+// up to 10M rows, then the same 200k keys, so that a bigger table gets the
+// same batch and the bench measures what the table's size costs alone.
+const maxHotKeys = 200_000
+
+// hotKeys is how many of the greatest keys a clustered batch changes.
+func hotKeys(rows int) int { return max(1, min(rows/50, maxHotKeys)) }
 
 // The timeline: users are created from baseEpoch to loadEnd; CDC batches
 // start at cdcEpoch.
@@ -114,7 +122,11 @@ func baseDir(work string, p genParams) string {
 
 // batchDir is the cache folder of CDC batch b (1-based) of p.
 func batchDir(work string, p genParams, b int) string {
-	return filepath.Join(work, "data", fmt.Sprintf("cdc-%s-s%d-r%d-c%d-%s", genVersion, p.Seed, p.Rows, p.Changes, p.Spread), fmt.Sprintf("batch-%04d", b))
+	spread := p.Spread
+	if spread == spreadClustered {
+		spread += fmt.Sprintf("-hot%d", hotKeys(p.Rows))
+	}
+	return filepath.Join(work, "data", fmt.Sprintf("cdc-%s-s%d-r%d-c%d-%s", genVersion, p.Seed, p.Rows, p.Changes, spread), fmt.Sprintf("batch-%04d", b))
 }
 
 // doneFile marks a cache folder complete; it is written last.
@@ -498,7 +510,7 @@ func genChanges(p genParams, b int) *changeSeq {
 	ringN := 0
 	next := int32(p.Rows + (b-1)*p.Changes + 1)
 	t0 := cdcEpochOf(p, b)
-	hot := max(1, p.Rows/50)
+	hot := hotKeys(p.Rows)
 	pick := func() int32 {
 		if p.Spread == spreadClustered {
 			return int32(p.Rows - hot + 1 + r.IntN(hot))

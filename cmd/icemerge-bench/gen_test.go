@@ -102,6 +102,13 @@ func TestGenChangesSpread(t *testing.T) {
 	if f := frac(spreadClustered, hot); f != 1 {
 		t.Errorf("clustered: %.3f of the U/D keys in the top 2%%, want all", f)
 	}
+	// A bigger table gets the same batch: the top 200k keys, not 2%.
+	big := genChanges(genParams{Seed: 3, Rows: 20_000_000, Changes: 20_000, Spread: spreadClustered}, 1)
+	for i, op := range big.ops {
+		if k := big.keys[i]; op != 'I' && k <= 20_000_000 && k <= 20_000_000-maxHotKeys {
+			t.Fatalf("clustered over 20M rows: change %d (%c) of key %d, below the top %d keys", i, op, k, maxHotKeys)
+		}
+	}
 	if f := frac(spreadUniform, hot); f > 0.05 {
 		t.Errorf("uniform: %.3f of the U/D keys in the top 2%%, want about 0.02", f)
 	}

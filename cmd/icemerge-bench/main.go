@@ -63,7 +63,7 @@ func genMain(args []string) error {
 	fs.IntVar(&p.Rows, "rows", 10_000_000, "rows of the base table (LOAD files)")
 	fs.IntVar(&p.Changes, "changes", 1_000_000, "rows of each CDC batch (0: only the LOAD files)")
 	fs.IntVar(&batches, "batches", 1, "CDC batches")
-	fs.StringVar(&p.Spread, "spread", spreadUniform, "keys of the U and D changes: uniform (over the table) or clustered (top 2% of the keys)")
+	fs.StringVar(&p.Spread, "spread", spreadUniform, "keys of the U and D changes: uniform (over the table) or clustered (the top 2% of the keys, at most the top 200k)")
 	fs.StringVar(&work, "dir", "bench-work", "work dir: the generated data is cached under DIR/data")
 	if err := fs.Parse(args); err != nil {
 		return err
