@@ -35,6 +35,7 @@ const usageText = `icemerge applies AWS DMS change files (Parquet) to an Apache 
 
 Usage:
   icemerge run --source URI --table NS.NAME --key COL[,COL...] [flags]
+  icemerge run --source SCHEMA_URI [--config FILE] [flags]   (every table folder)
   icemerge show --table NS.NAME [flags]
   icemerge bookmark show --table NS.NAME [flags]
   icemerge bookmark reset --table NS.NAME [flags]
@@ -63,9 +64,15 @@ type Common struct {
 }
 
 // Validate reports every problem at once.
-func (c Common) Validate() error {
+func (c Common) Validate() error { return c.validate(true) }
+
+// validate is Validate, with --table optional unless needTable (a
+// whole-database run names its tables itself).
+func (c Common) validate(needTable bool) error {
 	var errs []error
-	if c.Table == "" {
+	if c.Table == "" && !needTable {
+		// every table of the database
+	} else if c.Table == "" {
 		errs = append(errs, errors.New("--table is required: NAMESPACE.NAME, e.g. test_db.users"))
 	} else if _, err := catalog.Ident(c.Table); err != nil {
 		errs = append(errs, fmt.Errorf("--table: %w", err))
@@ -256,6 +263,8 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	keys := fs.String("key", "", "primary key column(s), comma-separated; used to create the table")
 	order := fs.String("order-by", "updated_at", "column(s) ordering the changes of a key, comma-separated; 'source' for source order only")
 	fs.BoolVar(&o.DryRun, "dry-run", false, "print the plan and write nothing")
+	var db dbFlags
+	db.register(fs)
 	fs.IntVar(&o.MaxFiles, "max-files", 0, "apply at most this many files per run, in source order (0: all)")
 	fs.IntVar(&o.PartitionRows, "partition-rows", defaultPartitionRows, "plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)")
 	fs.DurationVar(&o.SettleAfter, "settle-after", 15*time.Minute, "list only after keys applied this long ago (0: list the whole folder every run)")
@@ -274,20 +283,43 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	if err := o.defaults(env); err != nil {
 		return err
 	}
+	var cfg DatabaseConfig
+	if o.Table == "" {
+		var err error
+		if cfg, err = db.config(o.Source); err != nil {
+			return err
+		}
+	} else if db.any() {
+		return fmt.Errorf("%w: --config, --namespace, --table-prefix, --parallel, --include and --exclude are for a whole-database run: drop --table and point --source at the schema folder", errUsage)
+	}
 	if err := o.Validate(); err != nil {
 		return usageErr(err)
 	}
 	log := o.logger(stderr)
-	ctx, op, err := o.open(ctx, log, nil, o.Source)
-	if err != nil {
-		return err
-	}
-	defer op.cat.Close()
 	started := time.Now()
 	out := stdout
 	if *report == "-" {
 		out = stderr // stdout carries the report alone
 	}
+	if o.Table == "" {
+		ctx, op, err := o.open(ctx, log, nil, "")
+		if err != nil {
+			return err
+		}
+		defer op.cat.Close()
+		reports, err := runDatabase(ctx, o, cfg, op, Deps{Log: log, Out: &syncWriter{w: out}, Now: time.Now, Catalog: op.cat})
+		if *report != "" && reports != nil {
+			if rerr := writeReport(*report, stdout, Report{Started: started.UTC(), OK: err == nil, Tables: reports}); rerr != nil {
+				return errors.Join(err, rerr)
+			}
+		}
+		return err
+	}
+	ctx, op, err := o.open(ctx, log, nil, o.Source)
+	if err != nil {
+		return err
+	}
+	defer op.cat.Close()
 	res, err := runMerge(ctx, o, Deps{Log: log, Out: out, Now: time.Now, Source: op.src, Catalog: op.cat, Bookmark: op.store, Lock: op.store})
 	if *report != "" {
 		tr := tableReport(o.Table, res, o.DryRun, err)

@@ -84,6 +84,31 @@ type opened struct {
 	cat   *catalog.Catalog
 	store *bookmark.Bookmarks
 	src   Source
+	s3    *s3.Client // nil when nothing is on S3
+	bm    location   // --bookmark
+}
+
+// bookmarks is the bookmark store of one table.
+func (o *opened) bookmarks(table string) *bookmark.Bookmarks {
+	if o.bm.s3 {
+		return bookmark.NewS3Store(o.s3, o.bm.bucket, o.bm.prefix, table)
+	}
+	return bookmark.NewFileStore(o.bm.path, table)
+}
+
+// source opens the DMS folder at uri.
+func (o *opened) source(uri string) (Source, error) {
+	l, err := parseLocation(uri)
+	if err != nil {
+		return nil, fmt.Errorf("%w: --source: %w", errUsage, err)
+	}
+	if l.s3 {
+		if o.s3 == nil {
+			return nil, fmt.Errorf("source %s: no S3 client (this is a bug)", uri)
+		}
+		return &s3Source{client: o.s3, loc: l}, nil
+	}
+	return &dirSource{root: l.path}, nil
 }
 
 // needsAWS reports whether any setting points at S3 or Glue.
@@ -135,25 +160,15 @@ func (c Common) open(ctx context.Context, log *slog.Logger, awsCfg *aws.Config, 
 	if err != nil {
 		return ctx, nil, err
 	}
-	o := &opened{cat: cat}
-
-	bm, _ := parseLocation(c.Bookmark)
-	if bm.s3 {
-		o.store = bookmark.NewS3Store(s3c, bm.bucket, bm.prefix, c.Table)
-	} else {
-		o.store = bookmark.NewFileStore(bm.path, c.Table)
+	o := &opened{cat: cat, s3: s3c}
+	o.bm, _ = parseLocation(c.Bookmark)
+	if c.Table != "" {
+		o.store = o.bookmarks(c.Table)
 	}
-
 	if source != "" {
-		l, err := parseLocation(source)
-		if err != nil {
+		if o.src, err = o.source(source); err != nil {
 			cat.Close()
-			return ctx, nil, fmt.Errorf("%w: --source: %w", errUsage, err)
-		}
-		if l.s3 {
-			o.src = &s3Source{client: s3c, loc: l}
-		} else {
-			o.src = &dirSource{root: l.path}
+			return ctx, nil, err
 		}
 	}
 	return ctx, o, nil

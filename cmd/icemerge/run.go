@@ -31,6 +31,8 @@ type RunOptions struct {
 	OrderBy  []string // empty: source order only
 	DryRun   bool
 	MaxFiles int // 0: no bound
+	// Partition is the partition spec of a new table (Iceberg transforms).
+	Partition []string
 	// PartitionRows: a batch of more changes is planned in key-hash
 	// partitions of about this many (0: never).
 	PartitionRows int
@@ -52,12 +54,12 @@ const (
 
 // Validate reports every problem at once.
 func (o RunOptions) Validate() error {
-	errs := []error{o.Common.Validate()}
+	errs := []error{o.Common.validate(false)}
 	if o.PartitionRows < 0 {
 		errs = append(errs, fmt.Errorf("--partition-rows %d: use 0 (one partition) or more", o.PartitionRows))
 	}
 	if o.Source == "" {
-		errs = append(errs, errors.New("--source is required: the DMS folder of one table"))
+		errs = append(errs, errors.New("--source is required: the DMS folder of one table (with --table), or the schema folder of a whole database"))
 	} else if _, err := parseLocation(o.Source); err != nil {
 		errs = append(errs, fmt.Errorf("--source: %w", err))
 	}
