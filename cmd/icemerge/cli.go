@@ -91,9 +91,9 @@ func (c Common) validate(needTable bool) error {
 		errs = append(errs, fmt.Errorf("--log-level %q: use debug, info, warn or error", c.LogLevel))
 	}
 	switch c.LogFormat {
-	case "text", "json":
+	case "auto", "text", "json":
 	default:
-		errs = append(errs, fmt.Errorf("--log-format %q: use text or json", c.LogFormat))
+		errs = append(errs, fmt.Errorf("--log-format %q: use auto, text or json", c.LogFormat))
 	}
 	if _, err := parseLocation(c.Warehouse); err != nil {
 		errs = append(errs, fmt.Errorf("--warehouse: %w", err))
@@ -116,7 +116,7 @@ func (c *Common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Warehouse, "warehouse", "", "where new tables are created: path, file:// or s3:// (default file://<cwd>/warehouse)")
 	fs.StringVar(&c.Bookmark, "bookmark", "", "folder of the bookmarks: path, file:// or s3:// (default <warehouse>/_icemerge)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json (logs go to stderr)")
+	fs.StringVar(&c.LogFormat, "log-format", "auto", "auto (text on a terminal, else json), text or json (logs go to stderr)")
 }
 
 // defaults fills settings that depend on others and reads the environment
@@ -144,7 +144,7 @@ func (c Common) logger(w io.Writer) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(c.LogLevel))
 	opts := &slog.HandlerOptions{Level: lvl}
-	if c.LogFormat == "json" {
+	if c.LogFormat == "json" || (c.LogFormat == "auto" && !isTerminal(w)) {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
@@ -420,4 +420,15 @@ func cmdBookmarkReset(ctx context.Context, args []string, env func(string) (stri
 	}
 	fmt.Fprintf(stdout, "bookmark of %s reset (it had %d applied files): the next run processes every file again\n", c.Table, len(st.Files))
 	return nil
+}
+
+// isTerminal reports whether w is a terminal (a character device), where
+// people read logs; pipes, files and log collectors get JSON.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

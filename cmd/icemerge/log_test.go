@@ -1,0 +1,26 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+// Logs are JSON lines unless they go to a terminal or text is asked for:
+// CloudWatch and log collectors parse them.
+func TestLogFormat(t *testing.T) {
+	for _, c := range []struct {
+		format string
+		json   bool
+	}{{"auto", true}, {"json", true}, {"text", false}} {
+		var b bytes.Buffer
+		Common{LogLevel: "info", LogFormat: c.format}.logger(&b).Info("committed", "snapshot", 7)
+		line := strings.TrimSpace(b.String())
+		var m map[string]any
+		isJSON := json.Unmarshal([]byte(line), &m) == nil
+		if isJSON != c.json || !strings.Contains(line, "snapshot") {
+			t.Errorf("--log-format %s to a buffer: %q; want JSON %v", c.format, line, c.json)
+		}
+	}
+}
