@@ -307,7 +307,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 			return err
 		}
 		defer op.cat.Close()
-		reports, err := runDatabase(ctx, o, cfg, op, Deps{Log: log, Out: &syncWriter{w: out}, Now: time.Now, Catalog: op.cat})
+		reports, err := runDatabase(ctx, o, cfg, op, Deps{Log: log, Out: &syncWriter{w: out}, Now: time.Now, Catalog: op.cat, Progress: progressOn(stderr)})
 		if *report != "" && reports != nil {
 			if rerr := writeReport(*report, stdout, Report{Started: started.UTC(), OK: err == nil, Tables: reports}); rerr != nil {
 				return errors.Join(err, rerr)
@@ -320,7 +320,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 		return err
 	}
 	defer op.cat.Close()
-	res, err := runMerge(ctx, o, Deps{Log: log, Out: out, Now: time.Now, Source: op.src, Catalog: op.cat, Bookmark: op.store, Lock: op.store})
+	res, err := runMerge(ctx, o, Deps{Log: log, Out: out, Now: time.Now, Source: op.src, Catalog: op.cat, Bookmark: op.store, Lock: op.store, Progress: progressOn(stderr)})
 	if *report != "" {
 		tr := tableReport(o.Table, res, o.DryRun, err)
 		if rerr := writeReport(*report, stdout, Report{Started: started.UTC(), OK: err == nil, Tables: []TableReport{tr}}); rerr != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 	"log/slog"
 	"os"
 	"slices"
@@ -107,6 +108,15 @@ type Deps struct {
 	Catalog  *catalog.Catalog
 	Bookmark bookmark.Store
 	Lock     Locker // nil: no run lock (tests of one run)
+	// Progress hears how far the run is (a bar on a terminal); nil: none.
+	Progress Progress
+}
+
+// step reports progress, if anyone listens.
+func (d Deps) step(table, phase string, done, total int) {
+	if d.Progress != nil {
+		d.Progress.Step(table, phase, done, total)
+	}
 }
 
 // Result is what a run did.
@@ -143,6 +153,9 @@ const commitAttempts = 4
 // runMerge is `icemerge run`: lock, list, read, deduplicate, commit,
 // advance.
 func runMerge(ctx context.Context, o RunOptions, d Deps) (res *Result, err error) {
+	if d.Progress != nil {
+		defer d.Progress.Done(o.Table)
+	}
 	if d.Lock != nil && !o.DryRun {
 		lease, err := acquire(ctx, o, d)
 		if err != nil {
@@ -305,7 +318,8 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	// Each file is read and checked whole, then only its key and order
 	// columns are kept: the batch needs no more, and the winners' rows are
 	// read again when they are written.
-	files, err := readFiles(ctx, d.Source, todo, append(slices.Clone(keys), o.OrderBy...), bad)
+	files, err := readFiles(ctx, d.Source, todo, append(slices.Clone(keys), o.OrderBy...), bad,
+		func(done int) { d.step(o.Table, "reading files", done, len(todo)) })
 	defer func() {
 		for _, f := range files {
 			f.Release()
@@ -368,7 +382,8 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	tombstones := st.DecodedTombstones()
 	pl := &planner{
 		stored: stored, opts: merge.Options{Keys: keys, OrderBy: o.OrderBy}, files: files, res: res,
-		parts: partitions(files, o.PartitionRows),
+		progress: func(done, total int) { d.step(o.Table, "planning partitions", done, total) },
+		parts:    partitions(files, o.PartitionRows),
 		// The batch keeps keys and order values; the rows of each file are
 		// read again when the winners are written, so memory holds one
 		// file's rows at a time, not the batch's.
@@ -494,6 +509,7 @@ type planner struct {
 	tombstones merge.Tombstones
 	parts      int
 	res        *Result
+	progress   func(done, total int) // partitions planned
 	// one is the batch of a run planned in one partition, kept so that a
 	// re-plan after a conflict only matches it again.
 	one *merge.Batch
@@ -536,6 +552,9 @@ func (pl *planner) plan(ctx context.Context, tbl *table.Table, exists bool) (*me
 			total = p
 		} else if err := total.Absorb(p); err != nil {
 			return nil, err
+		}
+		if pl.parts > 1 {
+			pl.progress(part+1, pl.parts)
 		}
 	}
 	return total, nil
@@ -600,7 +619,7 @@ func commitWithRetry(ctx context.Context, d Deps, pl *planner, tbl *table.Table,
 	for attempt := 1; ; attempt++ {
 		res.Attempts, res.Plan = attempt, plan
 		prepared, err := d.Catalog.Prepare(ctx, tbl, catalog.Change{
-			Records: plan.Records(ctx, memory.DefaultAllocator),
+			Records: counted(plan.Records(ctx, memory.DefaultAllocator), func(rows int) { d.step(catalog.Name(tbl), "writing rows", rows, plan.WriteRows) }),
 			Deletes: plan.Deletes,
 		})
 		if err != nil {
@@ -643,6 +662,22 @@ func commitWithRetry(ctx context.Context, d Deps, pl *planner, tbl *table.Table,
 	}
 }
 
+// counted passes records on, calling progress with the rows so far.
+func counted(recs iter.Seq2[arrow.RecordBatch, error], progress func(rows int)) iter.Seq2[arrow.RecordBatch, error] {
+	return func(yield func(arrow.RecordBatch, error) bool) {
+		rows := 0
+		for rec, err := range recs {
+			if err == nil {
+				rows += int(rec.NumRows())
+				progress(rows)
+			}
+			if !yield(rec, err) {
+				return
+			}
+		}
+	}
+}
+
 // readWorkers is how many source objects are read at once: decoding is
 // CPU-bound, one core per file.
 const readWorkers = 2
@@ -650,7 +685,7 @@ const readWorkers = 2
 // readFiles reads the objects, readWorkers at a time, and returns them in
 // source order. Errors are handled in source order too, so the first bad
 // object in source order is the one a failing run names.
-func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []string, bad *badFiles) ([]*merge.File, error) {
+func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []string, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
 	type result struct {
 		f   *merge.File
 		err error
@@ -700,6 +735,7 @@ func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []stri
 			continue
 		}
 		files = append(files, r.f)
+		progress(i + 1)
 	}
 	// Free what the workers read after a failure.
 	cancel()
