@@ -302,7 +302,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 		out = stderr // stdout carries the report alone
 	}
 	if o.Table == "" {
-		ctx, op, err := o.open(ctx, log, nil, "")
+		ctx, op, err := o.open(ctx, log, nil, o.Source)
 		if err != nil {
 			return err
 		}
