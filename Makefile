@@ -36,17 +36,46 @@ $(BIN)/minio:
 
 minio: $(BIN)/minio
 
-# Every test, with the real servers: MinIO from ./bin, moto_server from PATH.
-test: $(BIN)/minio
+# The MariaDB binaries the binlog end-to-end test starts a mariadbd of its own
+# from (catalog/testservers/mariadb.go: own data directory, free port, binlog
+# on). When missing, Debian's mariadb-server package is installed (root or
+# sudo); if that fails the tests skip, or with CI=true the run fails.
+.PHONY: mariadb
+mariadb:
+	@if [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null 2>&1; then :; \
+	else echo "installing mariadb-server (for the binlog end-to-end test)"; \
+		if [ "$$(id -u)" = 0 ]; then sudo=; else sudo=sudo; fi; \
+		{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+		  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mariadb-server; } || \
+		if [ "$$CI" = true ]; then echo "mariadb: cannot install mariadb-server; CI=true needs it" >&2; exit 1; \
+		else echo "mariadb: cannot install mariadb-server: the MariaDB tests will skip"; fi; \
+	fi
+
+# The machine's PostgreSQL (127.0.0.1:5432), the sql catalog's production
+# backend in the tests: started when it is down, used as it runs.
+.PHONY: postgres
+postgres:
+	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then :; \
+	elif [ -d /etc/postgresql ]; then echo "starting PostgreSQL"; \
+		pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql) main start || \
+		{ [ "$$CI" = true ] && echo "postgres: cannot start PostgreSQL; CI=true needs it" >&2 && exit 1; } || true; \
+	elif [ "$$CI" = true ]; then echo "postgres: no PostgreSQL on this machine; CI=true needs it" >&2; exit 1; \
+	else echo "postgres: no PostgreSQL on this machine: the PostgreSQL tests will skip"; fi
+
+# Every test, with the real servers: MinIO from ./bin, moto_server from PATH,
+# PostgreSQL as it runs, a mariadbd of the tests' own.
+test: $(BIN)/minio mariadb postgres
 	$(GO) vet ./...
 	ICEMERGE_MINIO_BIN=$(BIN)/minio $(GO) test -count=1 -timeout 18m ./...
 	$(MAKE) fuzz
+	$(MAKE) lint-deploy
 
 # Each fuzz target for FUZZTIME; go test fuzzes one target per run. A failing
-# input is written to merge/testdata/fuzz/<target>/: commit it with the fix.
+# input is written to <package>/testdata/fuzz/<target>/: commit it with the fix.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
+	$(GO) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(FUZZTIME) -fuzzminimizetime $(FUZZMINIMIZETIME) ./cmd/internal/binlog/
 
 # The benchmark, kept out of make test (cmd/icemerge-bench/README.md): generates
 # DMS files at scale (cached in bench-work/), runs icemerge and a naive
@@ -65,6 +94,29 @@ bench:
 .PHONY: bench-go
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+
+# The Lambda package deploy/template.yaml deploys (README, Deployment): the
+# same binary, as bootstrap for the provided.al2023 runtime, zipped to
+# bin/icemerge-lambda.zip. arm64 (Graviton) unless LAMBDA_GOARCH=amd64; the
+# template's Architecture parameter must match.
+LAMBDA_GOARCH ?= arm64
+.PHONY: lambda
+lambda:
+	rm -rf $(BIN)/lambda $(BIN)/icemerge-lambda.zip && mkdir -p $(BIN)/lambda
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w" \
+		-o $(BIN)/lambda/bootstrap ./cmd/icemerge
+	cd $(BIN)/lambda && if command -v zip >/dev/null 2>&1; then zip -q -X ../icemerge-lambda.zip bootstrap; \
+		else python3 -m zipfile -c ../icemerge-lambda.zip bootstrap; fi
+	@ls -l $(BIN)/icemerge-lambda.zip
+
+# cfn-lint on the CloudFormation templates under deploy/ (make test runs it).
+# Without cfn-lint it skips, or fails with CI=true.
+CFN_LINT ?= cfn-lint
+.PHONY: lint-deploy
+lint-deploy:
+	@if command -v $(CFN_LINT) >/dev/null 2>&1; then echo "$(CFN_LINT) deploy/*.yaml"; $(CFN_LINT) deploy/*.yaml; \
+	elif [ "$$CI" = true ]; then echo "lint-deploy: $(CFN_LINT) not found on PATH (pip install cfn-lint); CI=true needs it" >&2; exit 1; \
+	else echo "lint-deploy: $(CFN_LINT) not found on PATH (pip install cfn-lint): skipping the template check"; fi
 
 clean:
 	rm -rf $(BIN) $(DEMO)

@@ -82,6 +82,9 @@ type State struct {
 	Token string `json:"token"`
 	// Runs counts the committed runs since the bookmark was created or reset.
 	Runs int64 `json:"runs"`
+	// LastRun is when the last run that recorded files started (a commit,
+	// or files absorbed or quarantined without one); zero before the first.
+	LastRun time.Time `json:"last_run,omitzero"`
 	// Settled: every source object whose key sorts at or before it has been
 	// applied, so listings start after it and Files forgets those keys.
 	Settled string              `json:"settled,omitempty"`
@@ -95,6 +98,9 @@ type State struct {
 	Pending     *Pending               `json:"pending,omitempty"`
 	Updated     time.Time              `json:"updated"`
 	ResetAt     *time.Time             `json:"reset_at,omitempty"`
+	// Rewind is the last `bookmark rewind` since the bookmark was created
+	// or reset.
+	Rewound *RewindMark `json:"rewound,omitempty"`
 }
 
 // New returns a fresh state for a table.
@@ -141,6 +147,7 @@ func (s State) Finish(now time.Time) State {
 		s.Tombstones = s.Pending.Tombstones
 	}
 	s.Quarantined = quarantine(s.Quarantined, s.Pending.Files, s.Pending.Quarantined)
+	s.LastRun = s.Pending.Started
 	s.Files, s.Token, s.Pending = files, s.Pending.Token, nil
 	s.Runs++
 	s.Updated = now.UTC()
@@ -194,7 +201,7 @@ func (s State) Settle(now time.Time, window time.Duration, left []merge.Object) 
 // the table already reflects them and the token stays.
 func (s State) Absorb(objs []merge.Object, now time.Time) State {
 	s.Files = withFiles(s.Files, filesOf(objs, now))
-	s.Updated = now.UTC()
+	s.Updated, s.LastRun = now.UTC(), now.UTC()
 	return s
 }
 

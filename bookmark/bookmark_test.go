@@ -258,6 +258,32 @@ func lockSuite(t *testing.T, newStore func(t *testing.T) *bookmark.Bookmarks) {
 			t.Errorf("the new holder's lock was freed: %v", err)
 		}
 	})
+	t.Run("Holder reads the lock without taking it", func(t *testing.T) {
+		b := newStore(t)
+		if _, held, err := b.Holder(ctx, clock); err != nil || held {
+			t.Fatalf("no lock yet: held %v, err %v", held, err)
+		}
+		l, err := b.Lock(ctx, "a", time.Minute, tick)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, held, err := b.Holder(ctx, clock)
+		if err != nil || !held || h.Owner != "a" || !h.Expires.Equal(clock.Add(time.Minute)) {
+			t.Fatalf("Holder = %+v, held %v, err %v; want a, held for a minute", h, held, err)
+		}
+		if _, held, _ := b.Holder(ctx, clock.Add(2*time.Minute)); held {
+			t.Errorf("an expired lease counts as held")
+		}
+		if err := l.Release(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, held, _ := b.Holder(ctx, clock); held {
+			t.Errorf("a released lock counts as held")
+		}
+		if _, err := b.Lock(ctx, "b", time.Minute, tick); err != nil {
+			t.Errorf("Holder took the lock: %v", err)
+		}
+	})
 	t.Run("renewal extends the lease", func(t *testing.T) {
 		b := newStore(t)
 		l, err := b.Lock(ctx, "a", time.Minute, tick)

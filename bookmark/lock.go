@@ -119,3 +119,29 @@ func (l *Lease) Expires() time.Time {
 	defer l.mu.Unlock()
 	return l.rec.Expires
 }
+
+// Holder is who holds a table's run lock, as `icemerge status` shows it.
+type Holder struct {
+	Owner    string    `json:"owner"`
+	Acquired time.Time `json:"acquired"`
+	Expires  time.Time `json:"expires"`
+}
+
+// Holder reads the table's run lock without taking it: held is false when
+// there is no lock, it was released, or its lease expired (a run that died).
+// An unreadable lock record counts as not held, as Lock treats it.
+func (b *Bookmarks) Holder(ctx context.Context, now time.Time) (h Holder, held bool, err error) {
+	cur, _, err := b.obj.get(ctx, b.name(lockName))
+	if errors.Is(err, errNotFound) {
+		return Holder{}, false, nil
+	}
+	if err != nil {
+		return Holder{}, false, fmt.Errorf("reading lock %s: %w", b.obj.where(b.name(lockName)), err)
+	}
+	var rec lockRecord
+	if json.Unmarshal(cur, &rec) != nil {
+		return Holder{}, false, nil
+	}
+	h = Holder(rec)
+	return h, rec.Expires.After(now), nil
+}

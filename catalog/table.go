@@ -76,9 +76,19 @@ func (c *Catalog) Load(ctx context.Context, ident table.Identifier) (*table.Tabl
 	return tbl, true, nil
 }
 
-// Create creates an unpartitioned format-v2 table, and its namespace when
-// missing.
-func (c *Catalog) Create(ctx context.Context, ident table.Identifier, sc *iceberg.Schema) (*table.Table, error) {
+// Create creates a format-v2 table partitioned by spec (built against sc by
+// [ParsePartitionSpec]; *iceberg.UnpartitionedSpec for none), and its
+// namespace when missing.
+func (c *Catalog) Create(ctx context.Context, ident table.Identifier, sc *iceberg.Schema, spec iceberg.PartitionSpec) (*table.Table, error) {
+	opts := []icecat.CreateTableOpt{icecat.WithProperties(maps.Clone(createProps))}
+	if !spec.IsUnpartitioned() {
+		for _, f := range spec.Fields() {
+			if _, ok := sc.FindFieldByID(f.SourceID()); !ok {
+				return nil, fmt.Errorf("creating table %s: partition %s has source column %d, which the schema lacks: build the spec with ParsePartitionSpec on this schema", ident, f.Name, f.SourceID())
+			}
+		}
+		opts = append(opts, icecat.WithPartitionSpec(&spec))
+	}
 	ns := table.Identifier{ident[0]}
 	if err := c.CreateNamespace(ctx, ns, nil); err != nil && !errors.Is(err, icecat.ErrNamespaceAlreadyExists) {
 		return nil, fmt.Errorf("creating namespace %s: %w", ns, err)
@@ -86,7 +96,7 @@ func (c *Catalog) Create(ctx context.Context, ident table.Identifier, sc *iceber
 	// An explicit location, so both catalogs lay tables out alike:
 	// <warehouse>/<namespace>.db/<name>.
 	loc := strings.TrimSuffix(c.warehouse, "/") + "/" + ident[0] + ".db/" + ident[1]
-	tbl, err := c.CreateTable(ctx, ident, sc, icecat.WithProperties(maps.Clone(createProps)), icecat.WithLocation(loc))
+	tbl, err := c.CreateTable(ctx, ident, sc, append(opts, icecat.WithLocation(loc))...)
 	if err != nil {
 		return nil, fmt.Errorf("creating table %s: %w", ident, err)
 	}
@@ -142,14 +152,14 @@ type ScanStats struct {
 // ScanLive reads the named columns of the data files of the current
 // snapshot that may hold a key in rng (all of them when rng is nil), with
 // the positions of their rows, for finding the rows a batch replaces. Only
-// these columns are read.
+// these columns are read. Partitioned tables are scanned alike: files are
+// pruned by their column bounds, and iceberg-go's planning may also skip
+// whole identity or truncate partitions of the key column (it projects the
+// range onto them); a bucket partition of the key is not used to prune.
 func ScanLive(ctx context.Context, tbl *table.Table, cols []string, rng *KeyRange, fn LiveRowsFunc) (ScanStats, error) {
 	var st ScanStats
 	if tbl.CurrentSnapshot() == nil {
 		return st, nil
-	}
-	if !tbl.Spec().IsUnpartitioned() {
-		return st, fmt.Errorf("table %s is partitioned: icemerge writes unpartitioned tables only", Name(tbl))
 	}
 	opts := []table.ScanOption{table.WithSelectedFields(cols...)}
 	var prune *rowGroupPruner
@@ -451,7 +461,9 @@ type WriteStats struct {
 	DataTime, DeleteTime   time.Duration
 }
 
-// Prepare writes the change's data files and its one position delete file.
+// Prepare writes the change's data files and its position delete files:
+// one for an unpartitioned table, one per partition of the data files it
+// deletes rows of otherwise.
 func (c *Catalog) Prepare(ctx context.Context, tbl *table.Table, ch Change) (*Prepared, error) {
 	p := &Prepared{tbl: tbl}
 	var err error
@@ -466,15 +478,52 @@ func (c *Catalog) Prepare(ctx context.Context, tbl *table.Table, ch Change) (*Pr
 	}
 	if len(ch.Deletes) > 0 {
 		start = time.Now()
-		df, err := writePositionDeletes(ctx, tbl, ch.Deletes)
+		groups, err := groupDeletes(ctx, tbl, ch.Deletes)
 		if err != nil {
 			return nil, err
 		}
-		p.deleteFiles = append(p.deleteFiles, df)
+		if p.deleteFiles, err = writeDeleteGroups(ctx, tbl, groups, ch.Deletes); err != nil {
+			return nil, err
+		}
 		p.Stats.DeleteTime = time.Since(start)
-		p.Stats.DeleteFiles, p.Stats.DeleteBytes = 1, df.FileSizeBytes()
+		for _, df := range p.deleteFiles {
+			p.Stats.DeleteFiles++
+			p.Stats.DeleteBytes += df.FileSizeBytes()
+		}
 	}
 	return p, nil
+}
+
+// deleteWriters is how many position delete files a run writes at once: a
+// partitioned table gets one per partition, mostly small, so the time goes
+// in object-store round trips more than in compression.
+const deleteWriters = 4
+
+// writeDeleteGroups writes one position delete file per group, a few at a
+// time, and returns them in the groups' order.
+func writeDeleteGroups(ctx context.Context, tbl *table.Table, groups []deleteGroup, deletes map[string][]int64) ([]iceberg.DataFile, error) {
+	out := make([]iceberg.DataFile, len(groups))
+	errs := make([]error, len(groups))
+	sem := make(chan struct{}, deleteWriters)
+	var wg sync.WaitGroup
+	for i := range groups {
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if ctx.Err() != nil {
+				errs[i] = ctx.Err()
+				return
+			}
+			out[i], errs[i] = writePositionDeletes(ctx, tbl, groups[i], deletes)
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return out, nil
 }
 
 // ErrCommitConflict means another writer committed to the table between
@@ -558,6 +607,14 @@ func writeData(ctx context.Context, tbl *table.Table, ch Change) ([]iceberg.Data
 			}
 		}
 	}
+	if !tbl.Spec().IsUnpartitioned() {
+		// iceberg-go's partitioned fanout writer keeps one rolling writer
+		// per partition, each compressing on its own goroutine: the cores
+		// are used across partitions. Two writers side by side would write
+		// two files per partition; one fanout worker keeps each partition's
+		// rows in source order, so its row groups' key bounds stay tight.
+		return writeParallel(ctx, tbl, sc, records, 1, table.WithMaxWriteWorkers(1))
+	}
 	return writeParallel(ctx, tbl, sc, records, min(writeWorkers, runtime.GOMAXPROCS(0)))
 }
 
@@ -571,10 +628,10 @@ const writeWorkers = 2
 
 // writeParallel deals the records out to n concurrent writers, each
 // writing its own data files.
-func writeParallel(ctx context.Context, tbl *table.Table, sc *arrow.Schema, records iter.Seq2[arrow.RecordBatch, error], n int) ([]iceberg.DataFile, error) {
+func writeParallel(ctx context.Context, tbl *table.Table, sc *arrow.Schema, records iter.Seq2[arrow.RecordBatch, error], n int, extra ...table.WriteRecordOption) ([]iceberg.DataFile, error) {
 	// Each writer holds few batches in flight: memory stays bounded by the
 	// row groups being compressed, not by the batch.
-	opts := []table.WriteRecordOption{table.WithRecordBatchBufferSize(2)}
+	opts := append([]table.WriteRecordOption{table.WithRecordBatchBufferSize(2)}, extra...)
 	collect := func(recs iter.Seq2[arrow.RecordBatch, error]) ([]iceberg.DataFile, error) {
 		var files []iceberg.DataFile
 		for df, err := range table.WriteRecords(ctx, tbl, sc, recs, opts...) {
@@ -666,9 +723,10 @@ func (c *countingWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// writePositionDeletes writes one Parquet position delete file (format v2,
-// what Athena reads) with the rows sorted by file and position.
-func writePositionDeletes(ctx context.Context, tbl *table.Table, deletes map[string][]int64) (iceberg.DataFile, error) {
+// writePositionDeletes writes the Parquet position delete file (format v2,
+// what Athena reads) of one group's data files, with the rows sorted by
+// file and position, and the group's spec and partition in its entry.
+func writePositionDeletes(ctx context.Context, tbl *table.Table, g deleteGroup, deletes map[string][]int64) (iceberg.DataFile, error) {
 	fs, err := tbl.FS(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("opening the file system of %s: %w", Name(tbl), err)
@@ -681,9 +739,13 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, deletes map[str
 	if err != nil {
 		return nil, fmt.Errorf("locations of %s: %w", Name(tbl), err)
 	}
-	location := lp.NewDataLocation(fmt.Sprintf("%s-deletes.parquet", uuid.New()))
+	name := fmt.Sprintf("%s-deletes.parquet", uuid.New())
+	if dir := partitionPath(g.spec, tbl.Schema(), g.partition); dir != "" {
+		name = dir + "/" + name
+	}
+	location := lp.NewDataLocation(name)
 
-	paths := slices.Sorted(maps.Keys(deletes))
+	paths := g.paths
 	var rows int64
 	for _, p := range paths {
 		rows += int64(len(deletes[p]))
@@ -705,13 +767,17 @@ func writePositionDeletes(ctx context.Context, tbl *table.Table, deletes map[str
 	}
 
 	first, last := paths[0], paths[len(paths)-1]
-	b, err := iceberg.NewDataFileBuilder(*iceberg.UnpartitionedSpec, iceberg.EntryContentPosDeletes, location,
-		iceberg.ParquetFile, nil, nil, nil, rows, cw.n)
+	// The partition of the data files the deletes apply to: v2 readers
+	// (Athena, iceberg-go) match a delete file to data files of its own
+	// spec and partition only.
+	b, err := iceberg.NewDataFileBuilder(g.spec, iceberg.EntryContentPosDeletes, location,
+		iceberg.ParquetFile, g.partition, partitionLogicalTypes(g.spec, tbl.Schema()), nil, rows, cw.n)
 	if err != nil {
 		return nil, fmt.Errorf("describing position delete file %s: %w", location, err)
 	}
 	minPos, maxPos := deletes[first][0], deletes[first][0]
-	for _, ps := range deletes {
+	for _, p := range paths {
+		ps := deletes[p]
 		minPos, maxPos = min(minPos, ps[0]), max(maxPos, ps[len(ps)-1])
 	}
 	b.ValueCounts(map[int]int64{fieldFilePath: rows, fieldPos: rows}).

@@ -20,7 +20,9 @@
 //     deletes (content 2) and deletion vectors are rejected;
 //  4. a position delete (file_path, pos) removes row pos of the data file
 //     whose path equals file_path when the data file's data sequence number
-//     is less than or equal to the delete file's;
+//     is less than or equal to the delete file's and both files have the
+//     same partition spec and partition values (so a delete file written
+//     with the wrong partition deletes nothing, as in other v2 readers);
 //  5. data files are read with Parquet columns matched to schema fields by
 //     field_id, or by name in files without field ids.
 //

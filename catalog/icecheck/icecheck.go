@@ -29,6 +29,41 @@ type Table struct {
 	// DataFiles and DeleteFiles count the live data and delete files of the
 	// current snapshot.
 	DataFiles, DeleteFiles int
+	// Files are the live data and delete files, in manifest order.
+	Files []File
+	// PartitionSpecs are the table's partition specs; DefaultSpecID is the
+	// one new data is written with.
+	PartitionSpecs []PartitionSpec
+	DefaultSpecID  int
+}
+
+// File is a live data or position delete file of the current snapshot.
+type File struct {
+	Path        string
+	Deletes     bool // a position delete file, else a data file
+	RecordCount int64
+	// SpecID and Partition are the file's partition spec and its partition
+	// tuple keyed by partition field name (empty when unpartitioned), as the
+	// manifest holds them: int64 for int and long, time.Time (UTC) for date
+	// and timestamp, string, []byte, *big.Rat for decimal, nil for null.
+	// day/month/year/hour partitions are ints (days, months, years, hours
+	// from 1970) or, for day, a date.
+	SpecID    int
+	Partition map[string]any
+}
+
+// PartitionSpec is a partition spec of the table metadata.
+type PartitionSpec struct {
+	SpecID int
+	Fields []PartitionField
+}
+
+// PartitionField is one field of a partition spec.
+type PartitionField struct {
+	Name      string `json:"name"`
+	Transform string `json:"transform"` // "identity", "day", "bucket[16]", "truncate[10]"…
+	SourceID  int    `json:"source-id"`
+	FieldID   int    `json:"field-id"`
 }
 
 // Column is a top-level field of the current schema.
@@ -84,8 +119,15 @@ func ReadWith(ctx context.Context, metadataLocation string, fetch Fetch) (*Table
 		return nil, fmt.Errorf("icecheck: %s: %w", metadataLocation, err)
 	}
 	t := &Table{
-		Rows:       []map[string]any{},
-		Properties: md.Properties,
+		Rows:          []map[string]any{},
+		Properties:    md.Properties,
+		DefaultSpecID: md.DefaultSpecID,
+	}
+	for _, ps := range md.PartitionSpecs {
+		t.PartitionSpecs = append(t.PartitionSpecs, PartitionSpec{SpecID: ps.SpecID, Fields: ps.Fields})
+	}
+	if len(md.PartitionSpecs) == 0 && md.PartitionSpec != nil { // v1
+		t.PartitionSpecs = []PartitionSpec{{Fields: md.PartitionSpec}}
 	}
 	if t.Properties == nil {
 		t.Properties = map[string]string{}
@@ -117,6 +159,10 @@ func ReadWith(ctx context.Context, metadataLocation string, fetch Fetch) (*Table
 	cols, err := columnReaders(schema)
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range files {
+		t.Files = append(t.Files, File{Path: f.path, Deletes: f.content == contentPositionDeletes, RecordCount: f.recordCount,
+			SpecID: f.specID, Partition: f.partition})
 	}
 	deletes := make(positionDeletes)
 	for _, f := range files {
@@ -178,6 +224,12 @@ type metadata struct {
 	CurrentSnapshotID *int64            `json:"current-snapshot-id"`
 	Snapshots         []snapshot        `json:"snapshots"`
 	Properties        map[string]string `json:"properties"`
+	PartitionSpecs    []struct {
+		SpecID int              `json:"spec-id"`
+		Fields []PartitionField `json:"fields"`
+	} `json:"partition-specs"`
+	PartitionSpec []PartitionField `json:"partition-spec"` // v1 tables
+	DefaultSpecID int              `json:"default-spec-id"`
 }
 
 type schema struct {

@@ -196,3 +196,29 @@ func TestCheckTotals(t *testing.T) {
 		t.Error("unparsable total accepted")
 	}
 }
+
+// A position delete applies only within its own spec and partition, so the
+// scope tells apart specs, values and types; union branches and Avro ints
+// normalise first.
+func TestPartitionScope(t *testing.T) {
+	base := partitionScope(0, partitionValues(map[string]any{"a": map[string]any{"int": int32(3)}, "b": nil}))
+	if want := partitionScope(0, map[string]any{"a": int64(3), "b": nil}); base != want {
+		t.Errorf("normalised scope %q, want %q", base, want)
+	}
+	for _, other := range []string{
+		partitionScope(1, map[string]any{"a": int64(3), "b": nil}),
+		partitionScope(0, map[string]any{"a": int64(4), "b": nil}),
+		partitionScope(0, map[string]any{"a": "3", "b": nil}),
+		partitionScope(0, map[string]any{"a": int64(3), "b": "<nil>"}),
+		partitionScope(0, map[string]any{"a": int64(3)}),
+	} {
+		if other == base {
+			t.Errorf("scope %q collides with %q", other, base)
+		}
+	}
+	d := make(positionDeletes)
+	d.add(base+"\x00/t/a.parquet", 1, 2)
+	if d.deleted(partitionScope(0, map[string]any{"a": int64(4), "b": nil})+"\x00/t/a.parquet", 1, 1) {
+		t.Error("a delete of another partition applied")
+	}
+}

@@ -6,7 +6,11 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"maps"
+	"math/big"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/hamba/avro/v2/ocf"
 )
@@ -25,6 +29,7 @@ const (
 type manifestFile struct {
 	Path           string
 	SequenceNumber int64 // 0 in v1, as the spec says
+	SpecID         int   // partition_spec_id: the spec of every entry's partition
 	// Entries counts by status, -1 when absent (optional in v1).
 	Added, Existing, Deleted int64
 	formatVersion            int
@@ -40,6 +45,9 @@ func decodeManifestFile(rec map[string]any, formatVersion int) (manifestFile, er
 		return m, errors.New("entry without a manifest_path")
 	}
 	m.Path = path
+	if id, ok := avroInt(rec["partition_spec_id"]); ok {
+		m.SpecID = int(id)
+	}
 	if formatVersion >= 2 {
 		seq, ok := avroInt(rec["sequence_number"])
 		if !ok {
@@ -83,10 +91,11 @@ type manifestEntry struct {
 }
 
 type dataFile struct {
-	Content     int32  `avro:"content"`
-	FilePath    string `avro:"file_path"`
-	FileFormat  string `avro:"file_format"`
-	RecordCount int64  `avro:"record_count"`
+	Content     int32          `avro:"content"`
+	FilePath    string         `avro:"file_path"`
+	FileFormat  string         `avro:"file_format"`
+	RecordCount int64          `avro:"record_count"`
+	Partition   map[string]any `avro:"partition"`
 }
 
 // liveFile is a data or delete file of the current snapshot.
@@ -95,6 +104,9 @@ type liveFile struct {
 	content     int32
 	recordCount int64
 	seq         int64 // data sequence number
+	specID      int
+	partition   map[string]any // partition field name → value (see File)
+	scope       string         // spec and partition: a position delete applies within its own
 }
 
 // liveFiles reads the manifest list and its manifests and returns the files
@@ -155,7 +167,9 @@ func liveFiles(ctx context.Context, fetch func(string) ([]byte, error), manifest
 // spec allows for ADDED entries only; v1 tables have none, all are 0.
 func (m manifestFile) liveFile(e manifestEntry) (liveFile, error) {
 	df := e.DataFile
-	f := liveFile{path: df.FilePath, content: df.Content, recordCount: df.RecordCount}
+	f := liveFile{path: df.FilePath, content: df.Content, recordCount: df.RecordCount, specID: m.SpecID}
+	f.partition = partitionValues(df.Partition)
+	f.scope = partitionScope(f.specID, f.partition)
 	switch {
 	case m.formatVersion < 2:
 		f.seq = 0
@@ -305,4 +319,47 @@ func (r *ocfReader) take(n int64) ([]byte, error) {
 	b := r.data[r.pos : r.pos+int(n)]
 	r.pos += int(n)
 	return b, nil
+}
+
+// partitionValues normalises a decoded partition record: ints and longs
+// to int64, a non-null union branch ({"int": 3}) to its value; dates and
+// timestamps stay the time.Time hamba/avro decodes their logical types to,
+// decimals the *big.Rat.
+func partitionValues(rec map[string]any) map[string]any {
+	out := make(map[string]any, len(rec))
+	for k, v := range rec {
+		out[k] = partitionValue(v)
+	}
+	return out
+}
+
+func partitionValue(v any) any {
+	if u, ok := v.(map[string]any); ok && len(u) == 1 {
+		for _, inner := range u {
+			return partitionValue(inner)
+		}
+	}
+	if n, ok := avroInt(v); ok {
+		return n
+	}
+	if t, ok := v.(time.Time); ok {
+		return t.UTC()
+	}
+	return v
+}
+
+// partitionScope identifies a spec and partition tuple: the Iceberg v2
+// spec applies a position delete file to a data file only when both have
+// the same spec and partition values.
+func partitionScope(specID int, partition map[string]any) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d", specID)
+	for _, k := range slices.Sorted(maps.Keys(partition)) {
+		v := partition[k]
+		if r, ok := v.(*big.Rat); ok {
+			v = r.RatString()
+		}
+		fmt.Fprintf(&b, "|%q=%T:%v", k, v, v)
+	}
+	return b.String()
 }

@@ -169,8 +169,9 @@ func guard(err *error, what string) {
 	}
 }
 
-// positionDeletes maps a data file path to the deleted positions in it, each
-// with the highest data sequence number of the delete files naming it.
+// positionDeletes maps a data file (its partition scope and path) to the
+// deleted positions in it, each with the highest data sequence number of
+// the delete files naming it.
 type positionDeletes map[string]map[int64]int64
 
 func (d positionDeletes) add(path string, pos, seq int64) {
@@ -223,7 +224,7 @@ func readPositionDeletes(fetch func(string) ([]byte, error), lf liveFile, into p
 		if paths[i].IsNull() || positions[i].IsNull() {
 			return fmt.Errorf("icecheck: position delete file %s: row %d: null file_path or pos", lf.path, i)
 		}
-		into.add(string(paths[i].ByteArray()), positions[i].Int64(), lf.seq)
+		into.add(lf.scope+"\x00"+string(paths[i].ByteArray()), positions[i].Int64(), lf.seq)
 	}
 	return nil
 }
@@ -264,7 +265,7 @@ func readDataFile(fetch func(string) ([]byte, error), lf liveFile, cols []column
 		}
 	}
 	for r := int64(0); r < n; r++ {
-		if deletes.deleted(lf.path, r, lf.seq) {
+		if deletes.deleted(lf.scope+"\x00"+lf.path, r, lf.seq) {
 			continue
 		}
 		row := make(map[string]any, len(cols))

@@ -1,14 +1,16 @@
 // Package testservers runs the real servers icemerge's integration tests
-// talk to — MinIO for S3 and moto for Glue — and injects faults between the
-// AWS SDK and them. It owns those processes and nothing else: it must not be
-// imported by non-test code, and it knows nothing of tables or bookmarks.
+// talk to — MinIO for S3, moto for Glue and a MariaDB with its binary log
+// on — and injects faults between the AWS SDK and them. It owns those
+// processes and nothing else: it must not be imported by non-test code,
+// and it knows nothing of tables or bookmarks.
 //
 // # Servers
 //
-// [MinIO] and [Moto] start one server each per test process, on the first
-// call, on a free 127.0.0.1 port with a fresh temporary directory, and
-// return the same server to every later caller; tests keep apart by using
-// their own bucket ([S3.NewBucket]) or Glue database ([Glue.NewDatabase]).
+// [MinIO], [Moto] and [MariaDB] start one server each per test process, on
+// the first call, on a free 127.0.0.1 port with a fresh temporary
+// directory, and return the same server to every later caller; tests keep
+// apart by using their own bucket ([S3.NewBucket]), Glue database
+// ([Glue.NewDatabase]) or MariaDB database ([MariaDBServer.NewDatabase]).
 //
 //   - MinIO is the binary named by ICEMERGE_MINIO_BIN, else bin/minio in the
 //     module root (the directory with go.mod above the working directory),
@@ -16,11 +18,30 @@
 //     /minio/health/live answers 200.
 //   - moto is ICEMERGE_MOTO_BIN, else moto_server on PATH. It is ready when
 //     GET / answers.
+//   - [MariaDB] is a mariadbd of the test process's own (ICEMERGE_MARIADBD,
+//     else /usr/sbin/mariadbd, else on PATH; its data directory made by
+//     mariadb-install-db next to it), never the machine's shared server,
+//     which runs without a binlog. It runs with --log-bin,
+//     --binlog-format=ROW, --binlog-row-image=FULL,
+//     --binlog-row-metadata=FULL, CRC32 checksums, 256 KiB binlog files (so
+//     tests cross rotations), utf8mb4 and the time zone +02:00 (so DATETIME
+//     and TIMESTAMP differ), root with an empty password over TCP. Its
+//     binlog files are in [MariaDBServer.BinlogDir], which the tests read
+//     directly. It is ready when a ping over TCP answers. Tests keep apart
+//     by database ([MariaDBServer.NewDatabase]) and share the binlog.
 //
-// Either has 60 s to become ready. A server that cannot be found or started
+// Each has 60 s to become ready. A server that cannot be found or started
 // skips the test, with the reason and the server's log tail; with CI=true
 // the test fails instead, since in CI a missing server is a broken setup,
 // not an optional dependency.
+//
+// [Postgres] starts nothing: it uses the PostgreSQL server at
+// ICEMERGE_POSTGRES_URL, else [DefaultPostgresURL], whose user must be
+// allowed to CREATE DATABASE, and creates a database of its own for each
+// test, dropped (WITH (FORCE)) when the test ends, so tests using it can
+// run in parallel. Databases left by killed test processes are dropped by
+// the next process on the same host. An unreachable server skips the test,
+// or fails it with CI=true, as above.
 //
 // A package using the servers calls [Main] from TestMain, which stops them
 // (SIGTERM, then SIGKILL) and removes their directories after the tests.

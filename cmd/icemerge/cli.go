@@ -37,8 +37,11 @@ Usage:
   icemerge run --source URI --table NS.NAME --key COL[,COL...] [flags]
   icemerge run --source SCHEMA_URI [--config FILE] [flags]   (every table folder)
   icemerge show --table NS.NAME [flags]
+  icemerge maintain --table NS.NAME [--only compact,manifests,expire,orphans] [--dry-run] [flags]
+  icemerge status --table NS.NAME --source URI [--json] [flags]
   icemerge bookmark show --table NS.NAME [flags]
   icemerge bookmark reset --table NS.NAME [flags]
+  icemerge bookmark rewind --table NS.NAME --to TIME [--source URI] [flags]
 
 Every flag can also be set by the environment variable ICEMERGE_<FLAG>
 (upper case, dashes as underscores: ICEMERGE_SOURCE, ICEMERGE_ORDER_BY).
@@ -102,8 +105,14 @@ func (c Common) validate(needTable bool) error {
 		errs = append(errs, fmt.Errorf("--bookmark: %w", err))
 	}
 	if c.Catalog == catalog.KindSQL {
-		if l, err := parseLocation(c.CatalogURI); err != nil || l.s3 {
-			errs = append(errs, fmt.Errorf("--catalog-uri %q: the sql catalog is a local SQLite file", c.CatalogURI))
+		if catalog.IsPostgresURI(c.CatalogURI) {
+			if err := catalog.CheckPostgresURI(c.CatalogURI); err != nil {
+				errs = append(errs, fmt.Errorf("--catalog-uri: %w", err))
+			}
+		} else if l, err := parseLocation(c.CatalogURI); err != nil || l.s3 {
+			// Redacted: a URI of another database may hold a password.
+			errs = append(errs, fmt.Errorf("--catalog-uri %q: the sql catalog is a local SQLite file (a path or file://) or a PostgreSQL database (postgres://USER@HOST:5432/DATABASE)",
+				catalog.RedactURI(c.CatalogURI)))
 		}
 	}
 	return errors.Join(errs...)
@@ -111,8 +120,8 @@ func (c Common) validate(needTable bool) error {
 
 func (c *Common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.Table, "table", "", "the Iceberg table, NAMESPACE.NAME")
-	fs.StringVar(&c.Catalog, "catalog", catalog.KindSQL, "catalog: sql (SQLite file) or glue (AWS Glue Data Catalog)")
-	fs.StringVar(&c.CatalogURI, "catalog-uri", "icemerge.db", "the SQLite database of the sql catalog")
+	fs.StringVar(&c.Catalog, "catalog", catalog.KindSQL, "catalog: sql (a SQLite file or PostgreSQL, see --catalog-uri) or glue (AWS Glue Data Catalog)")
+	fs.StringVar(&c.CatalogURI, "catalog-uri", "icemerge.db", "the sql catalog's database: a SQLite file, or postgres://USER@HOST:5432/DATABASE")
 	fs.StringVar(&c.Warehouse, "warehouse", "", "where new tables are created: path, file:// or s3:// (default file://<cwd>/warehouse)")
 	fs.StringVar(&c.Bookmark, "bookmark", "", "folder of the bookmarks: path, file:// or s3:// (default <warehouse>/_icemerge)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
@@ -230,17 +239,23 @@ func dispatch(ctx context.Context, args []string, env func(string) (string, bool
 		return cmdRun(ctx, args[1:], env, stdout, stderr)
 	case "show":
 		return cmdShow(ctx, args[1:], env, stdout, stderr)
+	case "maintain":
+		return cmdMaintain(ctx, args[1:], env, stdout, stderr)
+	case "status":
+		return cmdStatus(ctx, args[1:], env, stdout, stderr)
 	case "bookmark":
 		if len(args) < 2 {
-			return fmt.Errorf("%w: bookmark needs a subcommand: show or reset", errUsage)
+			return fmt.Errorf("%w: bookmark needs a subcommand: show, reset or rewind", errUsage)
 		}
 		switch args[1] {
 		case "show":
 			return cmdBookmarkShow(ctx, args[2:], env, stdout, stderr)
 		case "reset":
 			return cmdBookmarkReset(ctx, args[2:], env, stdout, stderr)
+		case "rewind":
+			return cmdBookmarkRewind(ctx, args[2:], env, stdout, stderr)
 		}
-		return fmt.Errorf("%w: unknown bookmark subcommand %q: use show or reset", errUsage, args[1])
+		return fmt.Errorf("%w: unknown bookmark subcommand %q: use show, reset or rewind", errUsage, args[1])
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usageText)
 		return nil
@@ -259,6 +274,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	fs := newFlagSet("icemerge run", stderr)
 	var o RunOptions
 	o.register(fs)
+	o.AfterRun.register(fs)
 	fs.StringVar(&o.Source, "source", "", "the DMS folder of one table: path, file:// or s3://")
 	keys := fs.String("key", "", "primary key column(s), comma-separated; used to create the table")
 	order := fs.String("order-by", "updated_at", "column(s) ordering the changes of a key, comma-separated; 'source' for source order only")
@@ -266,6 +282,7 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	var db dbFlags
 	db.register(fs)
 	fs.IntVar(&o.MaxFiles, "max-files", 0, "apply at most this many files per run, in source order (0: all)")
+	fs.Var((*sizeValue)(&o.MaxBytes), "max-bytes", "apply files in source order until the next would pass this many bytes (or 512MiB, 2GiB); at least one file (0: all)")
 	fs.IntVar(&o.PartitionRows, "partition-rows", defaultPartitionRows, "plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)")
 	fs.DurationVar(&o.SettleAfter, "settle-after", 15*time.Minute, "list only after keys applied this long ago (0: list the whole folder every run)")
 	fs.DurationVar(&o.Wait, "wait", 0, "wait this long for another run of the table to finish (0: exit 3 at once)")
@@ -419,6 +436,7 @@ func cmdBookmarkReset(ctx context.Context, args []string, env func(string) (stri
 		return err
 	}
 	fmt.Fprintf(stdout, "bookmark of %s reset (it had %d applied files): the next run processes every file again\n", c.Table, len(st.Files))
+	fmt.Fprintf(stdout, "  %s\n", resetNext(st))
 	return nil
 }
 

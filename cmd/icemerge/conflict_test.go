@@ -76,7 +76,7 @@ func externalUpdate(t *testing.T, e *env) {
 // commit: the commit is refused by the catalog, and the run reloads,
 // re-plans and retries. It never overwrites the other writer's newer row.
 func TestAnotherWriterCommitsDuringTheRun(t *testing.T) {
-	eachBackend(t, func(t *testing.T, e *env) {
+	eachConcurrencyBackend(t, func(t *testing.T, e *env) {
 		e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
 		e.run()
 		e.copyFixture("20240814-002642123.parquet", "20240814-002642123.parquet")
@@ -115,7 +115,12 @@ func TestAnotherWriterCommitsDuringTheRun(t *testing.T) {
 // gives up after a bounded number of attempts with a clear error, and the
 // next run applies the files once.
 func TestConflictRetriesAreBounded(t *testing.T) {
-	e := newEnv(t, "minio-sql")
+	for _, b := range []string{"minio-sql", "minio-postgres"} {
+		t.Run(b, func(t *testing.T) { testConflictRetriesAreBounded(t, newAnyEnv(t, b)) })
+	}
+}
+
+func testConflictRetriesAreBounded(t *testing.T, e *env) {
 	e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
 	e.run()
 	e.copyFixture("20240814-002642123.parquet", "20240814-002642123.parquet")

@@ -105,6 +105,7 @@ tables:
     key: user_id
   orders:
     key: [order_id, line]
+    partition: ["bucket(4, order_id)"]
   events:
     key: event_id
     order_by: [source]
@@ -153,6 +154,20 @@ tables:
 		users := rowsOf(ns + ".users")
 		if len(users) != 5 {
 			t.Errorf("users: %d rows, want 5", len(users))
+		}
+		// orders is created partitioned, as the config says; the others not.
+		e.opts.Table = ns + ".orders"
+		ot := e.table()
+		var transforms []string
+		for _, ps := range ot.PartitionSpecs {
+			if ps.SpecID == ot.DefaultSpecID {
+				for _, f := range ps.Fields {
+					transforms = append(transforms, f.Name+" "+f.Transform)
+				}
+			}
+		}
+		if want := []string{"order_id_bucket bucket[4]"}; !reflect.DeepEqual(transforms, want) {
+			t.Errorf("orders partitioned by %v, want %v", transforms, want)
 		}
 		orders := rowsOf(ns + ".orders")
 		if len(orders) != 3 || fmt.Sprint(orders["<nil> 1 2 <nil>"]["qty"]) != "4" {
@@ -212,6 +227,28 @@ func TestDatabaseConfigErrors(t *testing.T) {
 				t.Errorf("exit %d, stderr %q; want exit 2 mentioning %q", code, errOut.String(), c.want)
 			}
 		})
+	}
+	// A partition spec naming no column fails its table before anything is
+	// written, with the column named.
+	load, err := os.ReadFile(filepath.Join("..", "..", "testdata", "users", "LOAD00000001.parquet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(dir, "db2", "users"), 0o755)
+	os.WriteFile(filepath.Join(dir, "db2", "users", "LOAD00000001.parquet"), load, 0o644)
+	cfg := filepath.Join(dir, "p.yaml")
+	os.WriteFile(cfg, []byte("tables:\n  users:\n    key: user_id\n    partition: [\"bucket(4, nope)\"]\n"), 0o644)
+	{
+		var out, errOut bytes.Buffer
+		code := cli(context.Background(), []string{"run", "--source", filepath.Join(dir, "db2"), "--config", cfg,
+			"--warehouse", "file://" + filepath.Join(dir, "wh2"), "--catalog-uri", filepath.Join(dir, "c2.db")},
+			func(string) (string, bool) { return "", false }, &out, &errOut)
+		if code != exitFailed || !strings.Contains(out.String()+errOut.String(), "nope") {
+			t.Errorf("bad partition spec: exit %d, stdout %q, stderr %q; want exit 1 naming the column", code, out.String(), errOut.String())
+		}
+		if _, err := os.Stat(filepath.Join(dir, "wh2", "db2.db", "users")); err == nil {
+			t.Error("the table was created despite its bad partition spec")
+		}
 	}
 	// The database flags with --table: a usage error, not silently ignored.
 	var out, errOut bytes.Buffer

@@ -149,10 +149,12 @@ func (c Common) open(ctx context.Context, log *slog.Logger, awsCfg *aws.Config, 
 
 	wh, _ := parseLocation(c.Warehouse)
 	catCfg := catalog.Config{Kind: c.Catalog, Warehouse: wh.String(), Props: props, AWS: awsCfg}
-	if c.Catalog == catalog.KindSQL {
+	if c.Catalog == catalog.KindSQL && catalog.IsPostgresURI(c.CatalogURI) {
+		catCfg.URI = c.CatalogURI
+	} else if c.Catalog == catalog.KindSQL {
 		l, err := parseLocation(c.CatalogURI)
 		if err != nil || l.s3 {
-			return ctx, nil, fmt.Errorf("%w: --catalog-uri %q: the SQLite catalog is a local file", errUsage, c.CatalogURI)
+			return ctx, nil, fmt.Errorf("%w: --catalog-uri %q: the sql catalog is a local SQLite file or a postgres:// URI", errUsage, catalog.RedactURI(c.CatalogURI))
 		}
 		catCfg.URI = l.path
 	}

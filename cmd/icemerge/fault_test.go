@@ -321,7 +321,7 @@ func TestPersistentS3Faults(t *testing.T) {
 // Two runs of one table at once: exactly one applies the files; the other
 // yields with ErrLocked (exit code 3) and applies nothing.
 func TestConcurrentRuns(t *testing.T) {
-	eachBackend(t, func(t *testing.T, e *env) {
+	eachConcurrencyBackend(t, func(t *testing.T, e *env) {
 		e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
 		e.copyFixture("20240814-002642123.parquet", "20240814-002642123.parquet")
 		var wg sync.WaitGroup
@@ -359,7 +359,12 @@ func TestConcurrentRuns(t *testing.T) {
 // A run that died holding the lock blocks others only until its lease
 // expires; then the next run takes the lock over.
 func TestStaleLockIsTakenOver(t *testing.T) {
-	e := newEnv(t, "local")
+	for _, b := range []string{"local", "postgres"} {
+		t.Run(b, func(t *testing.T) { testStaleLockIsTakenOver(t, newAnyEnv(t, b)) })
+	}
+}
+
+func testStaleLockIsTakenOver(t *testing.T, e *env) {
 	e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
 	now := time.Now()
 	clock := func() time.Time { return now }
@@ -383,7 +388,12 @@ func TestStaleLockIsTakenOver(t *testing.T) {
 
 // --wait waits for another run to finish instead of yielding.
 func TestWaitForTheLock(t *testing.T) {
-	e := newEnv(t, "local")
+	for _, b := range []string{"local", "postgres"} {
+		t.Run(b, func(t *testing.T) { testWaitForTheLock(t, newAnyEnv(t, b)) })
+	}
+}
+
+func testWaitForTheLock(t *testing.T, e *env) {
 	e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
 	lease, err := e.store.Lock(e.ctx, "other-run", time.Minute, time.Now)
 	if err != nil {

@@ -20,6 +20,12 @@ func main() {
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+	// On AWS Lambda (provided.al2023, `make lambda`) the runtime API is set:
+	// serve invocations, one run each, until the runtime stops the process.
+	if _, ok := os.LookupEnv("AWS_LAMBDA_RUNTIME_API"); ok {
+		lambdaMain()
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	stopProfile := profile()
 	code := cli(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)

@@ -31,7 +31,8 @@ type RunOptions struct {
 	Keys     []string
 	OrderBy  []string // empty: source order only
 	DryRun   bool
-	MaxFiles int // 0: no bound
+	MaxFiles int   // 0: no bound
+	MaxBytes int64 // 0: no bound; a batch holds at least one file
 	// Partition is the partition spec of a new table (Iceberg transforms).
 	Partition []string
 	// PartitionRows: a batch of more changes is planned in key-hash
@@ -40,6 +41,8 @@ type RunOptions struct {
 	SettleAfter   time.Duration // 0: never settle (list everything)
 	Wait          time.Duration // how long to wait for the table's lock
 	LockTTL       time.Duration
+	// AfterRun is compaction at the end of a run (maintain.go).
+	AfterRun AfterRunOptions
 	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
 	TombstoneTTL time.Duration
 	// OnBadFile is what a file with bad input does to the run: fail it
@@ -79,6 +82,9 @@ func (o RunOptions) Validate() error {
 	}
 	if o.MaxFiles < 0 {
 		errs = append(errs, errors.New("--max-files must be 0 (no bound) or more"))
+	}
+	if o.MaxBytes < 0 {
+		errs = append(errs, errors.New("--max-bytes must be 0 (no bound) or more"))
 	}
 	if o.SettleAfter < 0 || o.Wait < 0 || o.TombstoneTTL < 0 {
 		errs = append(errs, errors.New("--settle-after, --wait and --tombstone-ttl cannot be negative"))
@@ -281,24 +287,12 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	}
 
 	// List after the settled key, keeping only what is unprocessed.
-	var todo []merge.Object
-	listed := 0
-	err = d.Source.List(ctx, st.Settled, func(obj merge.Object) error {
-		listed++
-		if merge.Classify(obj.Key) != merge.NotData && !st.Applied(obj) {
-			todo = append(todo, obj)
-		}
-		return nil
-	})
+	todo, listed, err := unprocessed(ctx, d.Source, st)
 	if err != nil {
 		return nil, err
 	}
-	todo = merge.SortObjects(todo)
 	lap(&res.Time.List)
-	var left []merge.Object
-	if o.MaxFiles > 0 && len(todo) > o.MaxFiles {
-		todo, left = todo[:o.MaxFiles], todo[o.MaxFiles:]
-	}
+	todo, left := o.bound(todo)
 	res.Files, res.Left = len(todo), len(left)
 	if len(todo) == 0 {
 		if settled := st.Settle(d.Now(), o.SettleAfter, nil); settled.Settled != st.Settled && !o.DryRun {
@@ -438,7 +432,11 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 		if err != nil {
 			return nil, err
 		}
-		if tbl, err = d.Catalog.Create(ctx, ident, sc); err != nil {
+		spec, err := catalog.ParsePartitionSpec(sc, o.Partition)
+		if err != nil {
+			return nil, fmt.Errorf("%w: table %s: the partition spec of --config: %w", errUsage, o.Table, err)
+		}
+		if tbl, err = d.Catalog.Create(ctx, ident, sc, spec); err != nil {
 			return nil, err
 		}
 		res.Created = true
@@ -474,8 +472,11 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	fmt.Fprintf(d.Out, "%s: applied %d files (%d changes, %d keys): %d rows written, %d rows deleted, %d stale changes skipped; snapshot %d\n",
 		o.Table, len(todo), plan.SourceRows, plan.Keys, plan.WriteRows, plan.DeleteRows, plan.Stale, res.Snapshot)
 	if len(left) > 0 {
-		fmt.Fprintf(d.Out, "%s: %d more files left for the next run (--max-files %d)\n", o.Table, len(left), o.MaxFiles)
+		fmt.Fprintf(d.Out, "%s: %d more files left for the next run (%s)\n", o.Table, len(left), o.bounds())
 	}
+	// Under the run's lock; a failed compaction is reported, never fails
+	// the run, whose commit stands.
+	maintainAfterRun(ctx, o.AfterRun, o.Common, d, committed)
 	return res, nil
 }
 
@@ -580,6 +581,61 @@ func (pl *planner) batch(part int) (*merge.Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// unprocessed lists the source after st's settled key and returns the data
+// objects st has not applied, in source order, and how many objects it
+// listed. A run, `icemerge status` and `bookmark rewind` all list so.
+func unprocessed(ctx context.Context, src Source, st bookmark.State) ([]merge.Object, int, error) {
+	var todo []merge.Object
+	listed := 0
+	err := src.List(ctx, st.Settled, func(obj merge.Object) error {
+		listed++
+		if merge.Classify(obj.Key) != merge.NotData && !st.Applied(obj) {
+			todo = append(todo, obj)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, listed, err
+	}
+	return merge.SortObjects(todo), listed, nil
+}
+
+// bound splits the unprocessed files (in source order) into this run's
+// batch and the files left for later runs: at most --max-files files, and
+// files until the next would pass --max-bytes, always at least one. The
+// tighter bound wins.
+func (o RunOptions) bound(todo []merge.Object) (batch, left []merge.Object) {
+	n := len(todo)
+	if o.MaxFiles > 0 {
+		n = min(n, o.MaxFiles)
+	}
+	if o.MaxBytes > 0 {
+		var sum int64
+		for i, obj := range todo[:n] {
+			if sum += obj.Size; i > 0 && sum > o.MaxBytes {
+				n = i
+				break
+			}
+		}
+	}
+	return todo[:n], todo[n:]
+}
+
+// bounds names the bounds of a run's batch, for messages.
+func (o RunOptions) bounds() string {
+	b := ""
+	if o.MaxFiles > 0 {
+		b = fmt.Sprintf("--max-files %d", o.MaxFiles)
+	}
+	if o.MaxBytes > 0 && b != "" {
+		b += ", "
+	}
+	if o.MaxBytes > 0 {
+		b += fmt.Sprintf("--max-bytes %d", o.MaxBytes)
+	}
+	return b
 }
 
 // planAgainst matches the batch with the live rows of the table's current

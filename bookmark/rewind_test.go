@@ -1,0 +1,198 @@
+package bookmark_test
+
+import (
+	"errors"
+	"maps"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/merge"
+)
+
+func TestCDCTime(t *testing.T) {
+	at := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	tests := []struct {
+		key  string
+		want time.Time
+		ok   bool
+	}{
+		{"20240814-002642123.parquet", at("2024-08-14T00:26:42.123Z"), true},
+		{"2024/08/14/20240814-002642123.parquet", at("2024-08-14T00:26:42.123Z"), true},
+		{"20241231-235959999.parquet", at("2024-12-31T23:59:59.999Z"), true},
+		{"LOAD00000001.parquet", time.Time{}, false},
+		{"20240814-002642123.csv", time.Time{}, false},
+		{"20241314-002642123.parquet", time.Time{}, false}, // month 13
+		{"20240814-0026421.parquet", time.Time{}, false},
+		{"20240814_002642123.parquet", time.Time{}, false},
+		{"part-00001.parquet", time.Time{}, false},
+	}
+	for _, tc := range tests {
+		got, ok := bookmark.CDCTime(tc.key)
+		if ok != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("CDCTime(%q) = %v, %v; want %v, %v", tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
+}
+
+// cdc is the key of a CDC file in a date folder, named at t.
+func cdc(t time.Time) string {
+	n := t.UTC().Format("20060102-150405.000")
+	return t.UTC().Format("2006/01/02/") + n[:15] + n[16:] + ".parquet"
+}
+
+// rewindFixture is a bookmark after three runs: the full load, then CDC
+// files at t0+1m … t0+4m, one of them quarantined, with a tombstone.
+func rewindFixture(t0, applied time.Time) (bookmark.State, []merge.Object) {
+	var objs []merge.Object
+	objs = append(objs, obj("LOAD00000001.parquet", 100, t0))
+	for i := 1; i <= 4; i++ {
+		objs = append(objs, obj(cdc(t0.Add(time.Duration(i)*time.Minute)), int64(10*i), t0.Add(time.Duration(i)*time.Minute)))
+	}
+	s := bookmark.New("db.t").Begin("r1", objs[:1], applied).Finish(applied)
+	s = s.Begin("r2", objs[1:3], applied).Finish(applied)
+	s = s.Quarantine(objs[3:4], map[string]bookmark.Quarantined{objs[3].Key: bookmark.QuarantineOf(objs[3], "bad", applied)}, applied)
+	s = s.Begin("r3", objs[4:], applied).Finish(applied)
+	s.Tombstones = bookmark.TombstoneSet{"a2V5": {Order: []byte{1, 2}, At: applied}}
+	return s, objs
+}
+
+func keysOf(objs []merge.Object) []string {
+	var out []string
+	for _, o := range objs {
+		out = append(out, o.Key)
+	}
+	return out
+}
+
+func TestRewind(t *testing.T) {
+	t0 := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
+	s, objs := rewindFixture(t0, now.Add(-time.Minute))
+	noList := func() ([]merge.Object, error) { t.Fatal("listed without settled history"); return nil, nil }
+
+	t.Run("forgets the CDC files after the time, keeps the rest", func(t *testing.T) {
+		got, r, err := s.Rewind(t0.Add(2*time.Minute+time.Millisecond), now, noList)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := keysOf(objs[3:]); !slices.Equal(r.Files, want) {
+			t.Errorf("forgot %v, want %v", r.Files, want)
+		}
+		if want := keysOf(objs[:3]); !slices.Equal(got.SortedFiles(), slices.Sorted(slices.Values(want))) {
+			t.Errorf("files %v, want %v", got.SortedFiles(), want)
+		}
+		if r.Kept != 3 || r.Quarantined != 1 || len(got.Quarantined) != 0 {
+			t.Errorf("kept %d, dropped %d quarantine records (%d left); want 3, 1, 0", r.Kept, r.Quarantined, len(got.Quarantined))
+		}
+		if got.Token != s.Token || got.Runs != s.Runs || !maps.EqualFunc(got.Tombstones, s.Tombstones, func(a, b bookmark.Tombstone) bool { return string(a.Order) == string(b.Order) }) {
+			t.Errorf("token %q runs %d tombstones %v: want them unchanged", got.Token, got.Runs, got.Tombstones)
+		}
+		if m := got.Rewound; m == nil || m.Files != 2 || !m.At.Equal(now) {
+			t.Errorf("rewind mark %+v", m)
+		}
+		if left := unprocessed(got, objs); !slices.Equal(keysOf(left), keysOf(objs[3:])) {
+			t.Errorf("next run lists %v, want %v", keysOf(left), keysOf(objs[3:]))
+		}
+		// The original is untouched: states share no maps.
+		if len(s.Files) != 5 || len(s.Quarantined) != 1 {
+			t.Errorf("Rewind changed its receiver")
+		}
+	})
+	t.Run("a file named at the time is kept", func(t *testing.T) {
+		_, r, err := s.Rewind(t0.Add(3*time.Minute), now, noList)
+		if err != nil || !slices.Equal(r.Files, keysOf(objs[4:])) {
+			t.Errorf("forgot %v (%v), want %v", r.Files, err, keysOf(objs[4:]))
+		}
+	})
+	t.Run("before every CDC file: the full load stays", func(t *testing.T) {
+		got, r, err := s.Rewind(t0, now, noList)
+		if err != nil || len(r.Files) != 4 || !slices.Equal(got.SortedFiles(), []string{"LOAD00000001.parquet"}) {
+			t.Errorf("forgot %v, kept %v (%v); want every CDC file forgotten, the LOAD file kept", r.Files, got.SortedFiles(), err)
+		}
+	})
+	t.Run("after every file: nothing changes", func(t *testing.T) {
+		got, r, err := s.Rewind(t0.Add(time.Hour), now, noList)
+		if err != nil || len(r.Files) != 0 || len(got.Files) != 5 || len(got.Quarantined) != 1 {
+			t.Errorf("forgot %v (%v)", r.Files, err)
+		}
+	})
+	t.Run("names without a time are kept", func(t *testing.T) {
+		odd := s.Absorb([]merge.Object{obj("part-00001.parquet", 1, now)}, now)
+		got, r, err := odd.Rewind(t0, now, noList)
+		if err != nil || len(r.Files) != 4 || got.Files["part-00001.parquet"].Size != 1 {
+			t.Errorf("forgot %v (%v): the undated file must stay", r.Files, err)
+		}
+	})
+	t.Run("a pending run refuses", func(t *testing.T) {
+		p := s.Begin("r4", nil, now)
+		if _, _, err := p.Rewind(t0, now, noList); !errors.Is(err, bookmark.ErrPending) {
+			t.Errorf("err = %v, want ErrPending", err)
+		}
+	})
+}
+
+// A rewind into settled history moves Settled back before the first
+// forgotten key; it needs the listing, and records the settled files it
+// keeps.
+func TestRewindIntoSettledHistory(t *testing.T) {
+	t0 := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
+	applied := now.Add(-time.Hour)
+	s, objs := rewindFixture(t0, applied)
+	s = s.Settle(now, 15*time.Minute, nil)
+	if s.Settled != objs[4].Key || len(s.Files) != 1 {
+		t.Fatalf("fixture: settled %q, files %v", s.Settled, s.SortedFiles())
+	}
+	// A newer file, applied now, and an object that is not data.
+	newer := obj(cdc(t0.Add(5*time.Minute)), 50, now)
+	s = s.Absorb([]merge.Object{newer}, now)
+	listing := append(slices.Clone(objs), newer, obj("2024/08/14/_tmp", 1, now))
+	listed := 0
+	list := func() ([]merge.Object, error) { listed++; return listing, nil }
+
+	if _, _, err := s.Rewind(t0.Add(90*time.Second), now, nil); !errors.Is(err, bookmark.ErrSettledHistory) {
+		t.Fatalf("without a listing: err = %v, want ErrSettledHistory", err)
+	}
+	if !s.NeedsHistory(t0.Add(90*time.Second)) || s.NeedsHistory(t0.Add(4*time.Minute)) {
+		t.Errorf("NeedsHistory is wrong")
+	}
+
+	got, r, err := s.Rewind(t0.Add(90*time.Second), now, list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed != 1 || got.Settled != objs[1].Key || r.SettledBefore != objs[4].Key {
+		t.Errorf("listed %d times, settled %q (before %q); want once, %q", listed, got.Settled, r.SettledBefore, objs[1].Key)
+	}
+	want := append(keysOf(objs[2:]), newer.Key)
+	if !slices.Equal(r.Files, want) {
+		t.Errorf("forgot %v, want %v", r.Files, want)
+	}
+	if left := unprocessed(got, listing); !slices.Equal(keysOf(merge.SortObjects(left)), want) {
+		t.Errorf("next run lists %v, want %v", keysOf(left), want)
+	}
+	if r.Quarantined != 1 || got.Quarantined != nil {
+		t.Errorf("quarantine records %v after dropping %d", got.Quarantined, r.Quarantined)
+	}
+
+	// Before every CDC file: nothing stays settled.
+	got, r, err = s.Rewind(t0, now, list)
+	if err != nil || got.Settled != "" || len(r.Files) != 5 {
+		t.Fatalf("settled %q, forgot %v (%v); want nothing settled, 5 files", got.Settled, r.Files, err)
+	}
+	if left := unprocessed(got, listing); len(merge.SortObjects(left)) != 5 {
+		t.Errorf("next run lists %v, want the 5 CDC files", keysOf(left))
+	}
+
+	// A listing error is the rewind's error.
+	boom := errors.New("listing failed")
+	if _, _, err := s.Rewind(t0, now, func() ([]merge.Object, error) { return nil, boom }); !errors.Is(err, boom) {
+		t.Errorf("err = %v, want the listing's", err)
+	}
+}
