@@ -423,11 +423,23 @@ func cmdBookmarkReset(ctx context.Context, args []string, env func(string) (stri
 	if err != nil {
 		return err
 	}
-	ctx, op, err := c.open(ctx, c.logger(stderr), nil, "")
+	log := c.logger(stderr)
+	ctx, op, err := c.open(ctx, log, nil, "")
 	if err != nil {
 		return err
 	}
 	defer op.cat.Close()
+	// Under the table's run lock, as a rewind: a run in progress would
+	// save its own bookmark over the reset.
+	lease, err := op.store.Lock(ctx, "icemerge bookmark reset/"+runOwner(), rewindLockTTL, time.Now)
+	if err != nil {
+		return fmt.Errorf("cannot reset the bookmark of %s while a run holds the table: %w", c.Table, err)
+	}
+	defer func() {
+		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
+			log.Warn("releasing the run lock failed; it expires by itself", "error", rerr)
+		}
+	}()
 	st, ver, err := op.store.Load(ctx)
 	if err != nil && !errors.Is(err, bookmark.ErrCorrupt) {
 		return err

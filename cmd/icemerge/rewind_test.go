@@ -399,3 +399,31 @@ func TestRewindCLI(t *testing.T) {
 		t.Errorf("reset:\n%s", got)
 	}
 }
+
+// bookmark reset takes the run lock too: a run in progress would save its
+// bookmark over the reset.
+func TestResetRefusedWhileARunHoldsTheTable(t *testing.T) {
+	e := newEnv(t, "local")
+	e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
+	e.run()
+	reset := func() (int, string) {
+		var out, errOut bytes.Buffer
+		code := cli(e.ctx, []string{"bookmark", "reset", "--table", e.opts.Table, "--warehouse", e.opts.Warehouse,
+			"--catalog-uri", e.opts.CatalogURI, "--bookmark", e.opts.Bookmark}, func(string) (string, bool) { return "", false }, &out, &errOut)
+		return code, out.String() + errOut.String()
+	}
+	lease, err := e.store.Lock(e.ctx, "another-run", time.Minute, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, out := reset(); code != exitLocked || !strings.Contains(out, "another-run") {
+		t.Errorf("reset under a held lock: exit %d, %q; want exit 3 naming the holder", code, out)
+	}
+	if bm := e.bookmark(); len(bm.Files) != 1 {
+		t.Errorf("the refused reset changed the bookmark: %d files", len(bm.Files))
+	}
+	lease.Release(e.ctx)
+	if code, out := reset(); code != exitOK || len(e.bookmark().Files) != 0 {
+		t.Errorf("reset: exit %d, %q, %d files left", code, out, len(e.bookmark().Files))
+	}
+}
