@@ -224,9 +224,9 @@ func (c *Catalog) Compact(ctx context.Context, tbl *table.Table, o CompactOption
 	if tbl.CurrentSnapshot() == nil {
 		return tbl, res, nil
 	}
-	if !tbl.Spec().IsUnpartitioned() {
-		return nil, res, fmt.Errorf("table %s is partitioned: icemerge maintains unpartitioned tables only", Name(tbl))
-	}
+	// A partitioned table is compacted the same way: position deletes name
+	// their data files by path, the scan applies them per partition, and
+	// the writer writes each partition's rows to files of that partition.
 	st, err := readLiveState(ctx, tbl, true)
 	if err != nil {
 		return nil, res, err

@@ -163,6 +163,15 @@ func partitionedRun(t *testing.T, backend string, exprs []string, seed int) {
 			return
 		}
 	}
+	// Compaction folds the deletes into rewritten files, partition by
+	// partition: the same rows, every data file still in its partition.
+	if res := e.maintain(e.maintainOptions()); res.Compact == nil || res.Compact.DeletedRows == 0 {
+		t.Errorf("maintain folded no deletes: %+v", res.Compact)
+	}
+	checkPartitioned(t, e, spec, rows, "after maintain", seen)
+	if ice := e.table(); ice.DeleteFiles != 0 {
+		t.Errorf("after maintain: %d delete files left, want 0", ice.DeleteFiles)
+	}
 }
 
 // checkPartitioned compares the table with the model through both readers
