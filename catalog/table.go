@@ -56,8 +56,10 @@ var createProps = iceberg.Properties{
 	// zstd's fastest level: twice the speed of the default for a few
 	// percent more bytes; compaction can recompress.
 	"write.parquet.compression-level": "1",
-	// Row groups of 256 Ki rows: a run finds the rows it replaces by key
-	// range, and skips the row groups whose statistics rule its keys out.
+	// Row groups of 128 Ki rows: a run finds the rows it replaces by key
+	// range, and skips the row groups whose statistics rule its keys out;
+	// the two writers each buffer one row group (about 40 MB of 300-byte
+	// rows).
 	"write.parquet.row-group-limit": strconv.Itoa(rowGroupRows),
 	// icemerge re-plans a conflicting commit itself (the rows it replaces may
 	// have changed); a blind replay by the library would not re-check them.
@@ -620,7 +622,7 @@ func writeData(ctx context.Context, tbl *table.Table, ch Change) ([]iceberg.Data
 
 // rowGroupRows is write.parquet.row-group-limit of the tables icemerge
 // creates.
-const rowGroupRows = 262144
+const rowGroupRows = 131072 // 128 Ki
 
 // writeWorkers is how many data files a run writes at once: compressing
 // Parquet is most of the cost of writing, and it uses one core per file.
@@ -645,7 +647,11 @@ func writeParallel(ctx context.Context, tbl *table.Table, sc *arrow.Schema, reco
 	if n <= 1 {
 		return collect(records)
 	}
-	ctx, cancel := context.WithCancelCause(ctx)
+	// An error of one writer stops the dealing, not the other writers:
+	// they finish the files they have open, which completes their uploads
+	// (orphan files for maintain to remove) instead of leaving multipart
+	// uploads open on S3.
+	feed, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	chans := make([]chan arrow.RecordBatch, n)
 	results := make([][]iceberg.DataFile, n)
@@ -688,7 +694,7 @@ func writeParallel(ctx context.Context, tbl *table.Table, sc *arrow.Schema, reco
 		select {
 		case chans[i] <- rec:
 			continue
-		case <-ctx.Done():
+		case <-feed.Done():
 			rec.Release()
 		}
 		break

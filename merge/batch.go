@@ -582,6 +582,8 @@ type Plan struct {
 	keep   [][][]bool // file → record → row: write this row
 
 	reload      Reload
+	keyCols     []string   // the key and order columns
+	once        bool       // RecordsOnce: project files kept whole once written
 	tombDeleted Tombstones // keys this plan leaves deleted, with the delete's order
 	tombRevived []string   // keys this plan writes
 }
@@ -590,7 +592,8 @@ type Plan struct {
 // or a delete of an absent key), delete the key's live rows, or replace them
 // with the winning row.
 func (b *Batch) Plan() *Plan {
-	p := &Plan{schema: b.schema, files: b.files, reload: b.reload, Deletes: map[string][]int64{}, Keys: len(b.ws)}
+	p := &Plan{schema: b.schema, files: b.files, reload: b.reload, Deletes: map[string][]int64{}, Keys: len(b.ws),
+		keyCols: append(slices.Clone(b.opts.Keys), b.opts.OrderBy...)}
 	p.keep = make([][][]bool, len(b.files))
 	for fi, f := range b.files {
 		st := FileStats{Name: f.Name, Kind: f.Kind, Rows: f.Rows(), Inserts: f.Count(Insert), Updates: f.Count(Update), Deletes: f.Count(Delete)}
@@ -722,6 +725,15 @@ func (p *Plan) Empty() bool { return p.WriteRows == 0 && p.DeleteRows == 0 }
 // Schema is the schema of the records Records yields.
 func (p *Plan) Schema() *arrow.Schema { return p.schema }
 
+// RecordsOnce is Records for a consumer that writes them once: a file kept
+// whole since its first read keeps only its key and order columns after its
+// rows are yielded, freeing its memory; a later call reads it again.
+func (p *Plan) RecordsOnce(ctx context.Context, mem memory.Allocator) iter.Seq2[arrow.RecordBatch, error] {
+	q := *p
+	q.once = true
+	return q.Records(ctx, mem)
+}
+
 // Records yields the rows to write, in source order. The consumer owns (and
 // releases) each record.
 func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arrow.RecordBatch, error] {
@@ -730,8 +742,18 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 	}
 	return func(yield func(arrow.RecordBatch, error) bool) {
 		ctx := compute.WithAllocator(ctx, mem)
+		winners := func(fi int) bool {
+			return slices.ContainsFunc(p.keep[fi], func(k []bool) bool { return slices.Contains(k, true) })
+		}
+		if p.once {
+			for fi, f := range p.files {
+				if !f.shed && f.full == nil && !winners(fi) {
+					f.Project(p.keyCols) // kept whole for nothing: free it first
+				}
+			}
+		}
 		for fi, f := range p.files {
-			if !slices.ContainsFunc(p.keep[fi], func(k []bool) bool { return slices.Contains(k, true) }) {
+			if !winners(fi) {
 				continue // no winner in this file: do not read it again
 			}
 			recs, done, err := p.recordsOf(ctx, f)
@@ -752,6 +774,12 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 // done releases what was read.
 func (p *Plan) recordsOf(ctx context.Context, f *File) ([]arrow.RecordBatch, func(), error) {
 	if !f.shed && f.full == nil {
+		if p.once {
+			// Once written, only its key and order columns stay: a re-plan
+			// after a conflict can still add it, a second write reads it
+			// again.
+			return f.Records, func() { f.Project(p.keyCols) }, nil
+		}
 		return f.Records, func() {}, nil
 	}
 	if p.reload == nil {

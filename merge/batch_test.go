@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"maps"
 	"math/rand/v2"
 	"reflect"
@@ -464,5 +465,60 @@ func TestShedFilesAreReadAgain(t *testing.T) {
 	var ie *merge.InputError
 	if !errors.As(err, &ie) || !strings.Contains(err.Error(), "changed during the run") {
 		t.Errorf("changed object: err = %v, want an input error saying it changed", err)
+	}
+}
+
+// RecordsOnce writes files kept whole without reading them, then keeps only
+// their key and order columns: a second write reads them again and yields
+// the same rows, and the batch's files still serve a re-plan.
+func TestRecordsOnceFreesWholeFiles(t *testing.T) {
+	load := encode(t, chg{"I", 1, "a", 0}, chg{"I", 2, "b", 0})
+	cdc := encode(t, chg{"U", 1, "a2", 5}, chg{"D", 2, "b", 5}, chg{"I", 3, "c", 5})
+	files := map[string][]byte{"LOAD00000001.parquet": load, "20240814-000001000.parquet": cdc}
+	var whole []*merge.File
+	var b *merge.Batch
+	reads := 0
+	for _, name := range []string{"LOAD00000001.parquet", "20240814-000001000.parquet"} {
+		f := read(t, name, files[name])
+		if b == nil {
+			var err error
+			if b, err = merge.NewBatch(f.Schema, merge.Options{Keys: []string{"id"}, OrderBy: []string{"updated_at"}}); err != nil {
+				t.Fatal(err)
+			}
+			b.SetReload(func(_ context.Context, name string) (*merge.File, error) {
+				reads++
+				return read(t, name, files[name]), nil
+			})
+		}
+		if err := b.Add(f); err != nil {
+			t.Fatal(err)
+		}
+		whole = append(whole, f)
+	}
+	rows := func(recs iter.Seq2[arrow.RecordBatch, error]) []string {
+		var out []string
+		for rec, err := range recs {
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := 0; i < int(rec.NumRows()); i++ {
+				out = append(out, fmt.Sprint(rec.Column(0).ValueStr(i), "=", rec.Column(1).ValueStr(i)))
+			}
+			rec.Release()
+		}
+		return out
+	}
+	p := b.Plan()
+	first := rows(p.RecordsOnce(context.Background(), nil))
+	if reads != 0 || len(first) != 2 {
+		t.Fatalf("first write: rows %v after %d reads; want 2 rows and no read", first, reads)
+	}
+	for _, f := range whole {
+		if !f.Projected() || f.Schema.NumFields() != 2 {
+			t.Errorf("%s after RecordsOnce: projected %v, %d columns; want its key and order columns only", f.Name, f.Projected(), f.Schema.NumFields())
+		}
+	}
+	if again := rows(p.RecordsOnce(context.Background(), nil)); !reflect.DeepEqual(again, first) || reads != 1 {
+		t.Errorf("second write: rows %v after %d reads; want %v after reading the file with winners", again, reads, first)
 	}
 }

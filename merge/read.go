@@ -92,6 +92,9 @@ func (f *File) Project(cols []string) {
 	f.Schema, f.full = sc, full
 }
 
+// Projected reports whether Project dropped columns of the file.
+func (f *File) Projected() bool { return f.full != nil }
+
 // Shed releases the file's records once it is added to a Batch, keeping its
 // ops and the row count of each record: a Plan reads the file again (the
 // Batch's Reload) when it writes the file's winning rows. A batch then holds

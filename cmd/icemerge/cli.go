@@ -283,6 +283,8 @@ func cmdRun(ctx context.Context, args []string, env func(string) (string, bool),
 	db.register(fs)
 	fs.IntVar(&o.MaxFiles, "max-files", 0, "apply at most this many files per run, in source order (0: all)")
 	fs.Var((*sizeValue)(&o.MaxBytes), "max-bytes", "apply files in source order until the next would pass this many bytes (or 512MiB, 2GiB); at least one file (0: all)")
+	o.SourceCache = defaultSourceCache
+	fs.Var((*sizeValue)(&o.SourceCache), "source-cache", "keep the decoded rows of the first source files read, up to this size, so writing their winning rows does not read them again (0: read again)")
 	fs.IntVar(&o.PartitionRows, "partition-rows", defaultPartitionRows, "plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)")
 	fs.DurationVar(&o.SettleAfter, "settle-after", 15*time.Minute, "list only after keys applied this long ago (0: list the whole folder every run)")
 	fs.DurationVar(&o.Wait, "wait", 0, "wait this long for another run of the table to finish (0: exit 3 at once)")

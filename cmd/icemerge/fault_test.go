@@ -444,7 +444,7 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 // are untouched.
 func TestFailedMultipartUploadIsAborted(t *testing.T) {
 	if testing.Short() {
-		t.Skip("writes 40 MB")
+		t.Skip("writes 60 MB")
 	}
 	e := newEnv(t, "minio-sql")
 	cols := []dmstest.Column{{Name: "id", Type: dmstest.Int32, Required: true}, {Name: "blob", Type: dmstest.String}, {Name: "updated_at", Type: dmstest.Timestamp}}
@@ -452,7 +452,7 @@ func TestFailedMultipartUploadIsAborted(t *testing.T) {
 	var rows []dmstest.Row
 	var ops []string
 	buf := make([]byte, 150)
-	for i := range 250_000 { // ~24 MB of Parquet: over the 16 MB multipart threshold
+	for i := range 600_000 { // ~58 MB of Parquet, two data files: each over the 16 MB multipart threshold
 		for j := range buf {
 			buf[j] = byte('a' + r.IntN(26))
 		}
@@ -460,7 +460,7 @@ func TestFailedMultipartUploadIsAborted(t *testing.T) {
 		ops = append(ops, "I")
 	}
 	e.opts.Keys = []string{"id"}
-	e.putDMS("LOAD00000001.parquet", cols, ops, rows, dmstest.Options{Op: true, Compression: "snappy"})
+	e.putDMS("LOAD00000001.parquet", cols, ops, rows, dmstest.Options{Op: true, Compression: "snappy", RowGroupRows: 100_000})
 	e.faults.Add(testservers.Rule{Name: "part", Action: testservers.Status, Status: http.StatusServiceUnavailable,
 		Body:  testservers.S3ErrorBody("SlowDown", "Please reduce your request rate."),
 		Match: func(r *http.Request) bool { return r.Method == http.MethodPut && r.URL.Query().Has("partNumber") }})

@@ -56,7 +56,7 @@ const (
 // (less --report: the report is the invocation's answer).
 var runFlags = []string{
 	"source", "table", "key", "order-by", "catalog", "catalog-uri", "warehouse", "bookmark",
-	"dry-run", "max-files", "max-bytes", "partition-rows", "settle-after", "wait", "lock-ttl", "tombstone-ttl", "on-bad-file",
+	"dry-run", "max-files", "max-bytes", "source-cache", "partition-rows", "settle-after", "wait", "lock-ttl", "tombstone-ttl", "on-bad-file",
 	"log-level", "log-format", "compact-when-deletes", "compact-when-files",
 	// A whole database in one invocation (no table): --config names a file
 	// in the function's package or /tmp.

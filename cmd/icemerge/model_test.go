@@ -226,6 +226,10 @@ func modelRun(t *testing.T, backend string, seed int) {
 				// the table must be the same as with one batch.
 				e.opts.PartitionRows = 4 + seed
 			}
+			if seed%3 == 1 {
+				// Keep no file read whole: writing reads each again.
+				e.opts.SourceCache = 0
+			}
 
 			// Full load: the initial rows in two LOAD files (with or without
 			// Op, as IncludeOpForFullLoad sets), plus changes made during the

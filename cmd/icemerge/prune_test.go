@@ -16,10 +16,10 @@ func TestLocateSkipsRowsOutsideTheKeyRange(t *testing.T) {
 	e := newEnv(t, "local")
 	ts := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
 	cols := []dmstest.Column{{Name: "user_id", Type: dmstest.Int32, Required: true}, {Name: "name", Type: dmstest.String}, {Name: "updated_at", Type: dmstest.Timestamp}}
-	// Written by two writers in runs of a row group (262,144 rows): one data
-	// file holds keys 1–262,144 and 524,289–600,000 in two row groups, the
-	// other 262,145–524,288.
-	const n = 600_000
+	// Written by two writers in runs of a row group (131,072 rows): one data
+	// file holds keys 1–131,072 and 262,145–300,000 in two row groups, the
+	// other 131,073–262,144.
+	const n = 300_000
 	rows := make([]dmstest.Row, n)
 	for i := range rows {
 		rows[i] = dmstest.Row{int32(i + 1), "v0", ts}
@@ -37,7 +37,7 @@ func TestLocateSkipsRowsOutsideTheKeyRange(t *testing.T) {
 	}
 	// Recent keys only: one file is skipped by its bounds, and in the other
 	// the first row group by its statistics.
-	put("20240814-000100000.parquet", 524_289, 599_500, 600_000)
+	put("20240814-000100000.parquet", 262_145, 299_500, 300_000)
 	res := e.run()
 	if res.Scan.RowGroups != 1 || res.Scan.RowGroupsPruned != 1 || res.Scan.FilesPruned != 1 {
 		t.Errorf("recent keys: read %d row groups, pruned %d row groups and %d files; want 1, 1 and 1", res.Scan.RowGroups, res.Scan.RowGroupsPruned, res.Scan.FilesPruned)
@@ -45,8 +45,8 @@ func TestLocateSkipsRowsOutsideTheKeyRange(t *testing.T) {
 	if res.Plan.RowsUpdated != 3 || res.Plan.DeleteRows != 3 {
 		t.Errorf("recent keys: %d rows updated, %d deleted; want 3 and 3", res.Plan.RowsUpdated, res.Plan.DeleteRows)
 	}
-	// An old key only: the data file the last run wrote (keys 524,289 to
-	// 600,000) and the load's middle file are skipped whole, and so is the
+	// An old key only: the data file the last run wrote (keys 262,145 to
+	// 300,000) and the load's middle file are skipped whole, and so is the
 	// row group of recent keys.
 	put("20240814-000200000.parquet", 7)
 	res = e.run()
@@ -60,7 +60,7 @@ func TestLocateSkipsRowsOutsideTheKeyRange(t *testing.T) {
 		t.Fatalf("%d rows, want %d", len(tbl.Rows), n)
 	}
 	byID := byKey(tbl.Rows, "user_id")
-	for id, want := range map[int]string{1: "v0", 7: "v-000200", 262_144: "v0", 524_288: "v0", 524_289: "v-000100", 599_500: "v-000100", 599_501: "v0", 600_000: "v-000100"} {
+	for id, want := range map[int]string{1: "v0", 7: "v-000200", 131_072: "v0", 262_144: "v0", 262_145: "v-000100", 299_500: "v-000100", 299_501: "v0", 300_000: "v-000100"} {
 		if got := byID[fmt.Sprint(id)]["name"]; got != want {
 			t.Errorf("user %d name %v, want %s", id, got, want)
 		}

@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -33,6 +34,10 @@ type RunOptions struct {
 	DryRun   bool
 	MaxFiles int   // 0: no bound
 	MaxBytes int64 // 0: no bound; a batch holds at least one file
+	// SourceCache: the decoded rows of source files kept from the first
+	// read, up to this many bytes, so their winners are written without
+	// reading them again.
+	SourceCache int64
 	// Partition is the partition spec of a new table (Iceberg transforms).
 	Partition []string
 	// PartitionRows: a batch of more changes is planned in key-hash
@@ -59,6 +64,9 @@ const (
 // Validate reports every problem at once.
 func (o RunOptions) Validate() error {
 	errs := []error{o.Common.validate(false)}
+	if o.SourceCache < 0 {
+		errs = append(errs, fmt.Errorf("--source-cache %d: use 0 (read every file again) or more", o.SourceCache))
+	}
 	if o.PartitionRows < 0 {
 		errs = append(errs, fmt.Errorf("--partition-rows %d: use 0 (one partition) or more", o.PartitionRows))
 	}
@@ -312,7 +320,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	// Each file is read and checked whole, then only its key and order
 	// columns are kept: the batch needs no more, and the winners' rows are
 	// read again when they are written.
-	files, err := readFiles(ctx, d.Source, todo, append(slices.Clone(keys), o.OrderBy...), bad,
+	files, err := readFiles(ctx, d.Source, todo, append(slices.Clone(keys), o.OrderBy...), o.SourceCache, bad,
 		func(done int) { d.step(o.Table, "reading files", done, len(todo)) })
 	defer func() {
 		for _, f := range files {
@@ -487,6 +495,11 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 // then bits and positions.
 const defaultPartitionRows = 2_000_000
 
+// defaultSourceCache is --source-cache: a batch of a few files (a run every
+// few minutes) is read once, with one GET per object on S3; a larger batch
+// reads the rest again when it writes, holding one file at a time.
+const defaultSourceCache = 256 << 20
+
 // partitions is how many key-hash partitions a batch of files is planned in.
 func partitions(files []*merge.File, perPart int) int {
 	rows := 0
@@ -576,7 +589,7 @@ func (pl *planner) batch(part int) (*merge.Batch, error) {
 		if err := b.Add(f); err != nil {
 			return nil, err
 		}
-		if pl.parts == 1 {
+		if pl.parts == 1 && f.Projected() {
 			f.Shed() // the batch holds what it needs, and is kept
 		}
 	}
@@ -675,7 +688,7 @@ func commitWithRetry(ctx context.Context, d Deps, pl *planner, tbl *table.Table,
 	for attempt := 1; ; attempt++ {
 		res.Attempts, res.Plan = attempt, plan
 		prepared, err := d.Catalog.Prepare(ctx, tbl, catalog.Change{
-			Records: counted(plan.Records(ctx, memory.DefaultAllocator), func(rows int) { d.step(catalog.Name(tbl), "writing rows", rows, plan.WriteRows) }),
+			Records: counted(plan.RecordsOnce(ctx, memory.DefaultAllocator), func(rows int) { d.step(catalog.Name(tbl), "writing rows", rows, plan.WriteRows) }),
 			Deletes: plan.Deletes,
 		})
 		if err != nil {
@@ -741,7 +754,10 @@ const readWorkers = 2
 // readFiles reads the objects, readWorkers at a time, and returns them in
 // source order. Errors are handled in source order too, so the first bad
 // object in source order is the one a failing run names.
-func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []string, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+// Files whose decoded rows fit in cache bytes (in all) are kept whole, so
+// writing their winners need not read them again; the others keep only the
+// keep columns.
+func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []string, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
 	type result struct {
 		f   *merge.File
 		err error
@@ -753,6 +769,7 @@ func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []stri
 		results[i] = make(chan result, 1)
 	}
 	next := make(chan int)
+	var cached atomic.Int64
 	var wg sync.WaitGroup
 	for range min(readWorkers, len(objs)) {
 		wg.Add(1)
@@ -761,7 +778,14 @@ func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []stri
 			for i := range next {
 				f, err := readFile(ctx, src, objs[i].Key)
 				if err == nil {
-					f.Project(keep)
+					sz := int64(0)
+					for _, r := range f.Records {
+						sz += recordBytes(r)
+					}
+					if cached.Add(sz) > cache {
+						cached.Add(-sz)
+						f.Project(keep)
+					}
 				}
 				results[i] <- result{f, err}
 			}
@@ -975,4 +999,17 @@ func printPlan(w io.Writer, name string, exists bool, sc *arrow.Schema, changes 
 	fmt.Fprintf(w, "  keys: %d; winners I %d, U %d, D %d; stale (table row newer) %d\n", p.Keys, p.WinInserts, p.WinUpdates, p.WinDeletes, p.Stale)
 	fmt.Fprintf(w, "  rows to delete: %d in %d data files\n", p.DeleteRows, len(p.Deletes))
 	fmt.Fprintf(w, "  rows to write: %d\n", p.WriteRows)
+}
+
+// recordBytes is the memory of a record's buffers.
+func recordBytes(r arrow.RecordBatch) int64 {
+	n := int64(0)
+	for _, c := range r.Columns() {
+		for _, b := range c.Data().Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+	}
+	return n
 }

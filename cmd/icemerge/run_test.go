@@ -85,6 +85,7 @@ func newEnv(t testing.TB, backend string) *env {
 		SettleAfter:  15 * time.Minute,
 		LockTTL:      time.Minute,
 		TombstoneTTL: 7 * 24 * time.Hour,
+		SourceCache:  defaultSourceCache,
 	}
 	var awsCfg *aws.Config
 	if backend != "local" {
