@@ -355,11 +355,20 @@ func (f *dbFlags) config(source string) (DatabaseConfig, error) {
 	if f.parallel != 0 {
 		cfg.Parallel = f.parallel
 	}
+	patterns := func(s string) []string {
+		var out []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+		return out
+	}
 	if f.include != "" {
-		cfg.Include = strings.Split(f.include, ",")
+		cfg.Include = patterns(f.include)
 	}
 	if f.exclude != "" {
-		cfg.Exclude = strings.Split(f.exclude, ",")
+		cfg.Exclude = patterns(f.exclude)
 	}
 	if cfg.Namespace == "" && source != "" {
 		if l, err := parseLocation(source); err == nil {
