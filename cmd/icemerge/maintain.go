@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -199,7 +196,7 @@ func cmdMaintain(ctx context.Context, args []string, env func(string) (string, b
 	started := time.Now()
 	res, err := runMaintain(ctx, o, Deps{Log: log, Out: out, Now: time.Now, Catalog: op.cat, Bookmark: op.store, Lock: op.store})
 	if *report != "" {
-		if rerr := writeMaintainReport(*report, stdout, maintainReport(o, started, res, err)); rerr != nil {
+		if rerr := writeJSON(*report, stdout, "maintenance report", maintainReport(o, started, res, err)); rerr != nil {
 			return errors.Join(err, rerr)
 		}
 	}
@@ -496,32 +493,3 @@ func maintainReport(o MaintainOptions, started time.Time, res *MaintainResult, e
 	return r
 }
 
-// writeMaintainReport writes the report to path ("-": stdout), atomically
-// for a file, as writeReport does for a run.
-func writeMaintainReport(path string, stdout io.Writer, rep MaintainReport) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding the maintenance report: %w", err)
-	}
-	b = append(b, '\n')
-	if path == "-" {
-		_, err := stdout.Write(b)
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
-	if err != nil {
-		return fmt.Errorf("writing the maintenance report %s: %w (check that its folder exists and is writable)", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(b); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing the maintenance report %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing the maintenance report %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing the maintenance report %s: %w", path, err)
-	}
-	return nil
-}

@@ -98,12 +98,19 @@ func tableReport(table string, res *Result, dryRun bool, err error) TableReport 
 	return r
 }
 
-// writeReport writes the report to path ("-": stdout), atomically for a
-// file.
+// writeReport writes the run report to path ("-": stdout), atomically for
+// a file.
 func writeReport(path string, stdout io.Writer, rep Report) error {
-	b, err := json.MarshalIndent(rep, "", "  ")
+	return writeJSON(path, stdout, "run report", rep)
+}
+
+// writeJSON writes v as indented JSON to path ("-": stdout): for a file,
+// through a temporary file renamed into place, so a reader never sees half
+// a document. what names the document in errors.
+func writeJSON(path string, stdout io.Writer, what string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encoding the run report: %w", err)
+		return fmt.Errorf("encoding the %s: %w", what, err)
 	}
 	b = append(b, '\n')
 	if path == "-" {
@@ -112,18 +119,18 @@ func writeReport(path string, stdout io.Writer, rep Report) error {
 	}
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".report-*.json")
 	if err != nil {
-		return fmt.Errorf("writing the run report %s: %w (check that its folder exists and is writable)", path, err)
+		return fmt.Errorf("writing the %s %s: %w (check that its folder exists and is writable)", what, path, err)
 	}
 	defer os.Remove(tmp.Name())
 	if _, err := tmp.Write(b); err != nil {
 		tmp.Close()
-		return fmt.Errorf("writing the run report %s: %w", path, err)
+		return fmt.Errorf("writing the %s %s: %w", what, path, err)
 	}
 	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing the run report %s: %w", path, err)
+		return fmt.Errorf("writing the %s %s: %w", what, path, err)
 	}
 	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing the run report %s: %w", path, err)
+		return fmt.Errorf("writing the %s %s: %w", what, path, err)
 	}
 	return nil
 }

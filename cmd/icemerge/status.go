@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -278,12 +277,7 @@ func snapshotStatus(tbl *table.Table) *SnapshotStatus {
 }
 
 func writeStatusJSON(w io.Writer, r StatusReport) error {
-	b, err := json.MarshalIndent(r, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encoding the status: %w", err)
-	}
-	_, err = w.Write(append(b, '\n'))
-	return err
+	return writeJSON("-", w, "status", r)
 }
 
 // printStatus writes the status for a person.
