@@ -492,4 +492,3 @@ func maintainReport(o MaintainOptions, started time.Time, res *MaintainResult, e
 	}
 	return r
 }
-

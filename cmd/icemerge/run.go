@@ -385,7 +385,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 	pl := &planner{
 		stored: stored, opts: merge.Options{Keys: keys, OrderBy: o.OrderBy}, files: files, res: res,
 		progress: func(done, total int) { d.step(o.Table, "planning partitions", done, total) },
-		parts:    partitions(files, o.PartitionRows),
+		parts:    partitions(changes(files), o.PartitionRows),
 		// The batch keeps keys and order values; the rows of each file are
 		// read again when the winners are written, so memory holds one
 		// file's rows at a time, not the batch's.
@@ -405,7 +405,7 @@ func runLocked(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 		pl.tombstones = tombstones
 	}
 	if pl.parts > 1 {
-		log.Info("planning in key-hash partitions", "partitions", pl.parts, "changes", pl.rows())
+		log.Info("planning in key-hash partitions", "partitions", pl.parts, "changes", changes(files))
 	}
 	nextTombstones := func(p *merge.Plan) map[string]bookmark.Tombstone {
 		return st.EncodeTombstones(p.NextTombstones(tombstones), d.Now(), o.TombstoneTTL)
@@ -500,12 +500,9 @@ const defaultPartitionRows = 2_000_000
 // reads the rest again when it writes, holding one file at a time.
 const defaultSourceCache = 256 << 20
 
-// partitions is how many key-hash partitions a batch of files is planned in.
-func partitions(files []*merge.File, perPart int) int {
-	rows := 0
-	for _, f := range files {
-		rows += f.Rows()
-	}
+// partitions is how many key-hash partitions a batch of rows changes is
+// planned in.
+func partitions(rows, perPart int) int {
 	if perPart <= 0 || rows <= perPart {
 		return 1
 	}
@@ -529,9 +526,10 @@ type planner struct {
 	one *merge.Batch
 }
 
-func (pl *planner) rows() int {
+// changes counts the rows of the files.
+func changes(files []*merge.File) int {
 	n := 0
-	for _, f := range pl.files {
+	for _, f := range files {
 		n += f.Rows()
 	}
 	return n
