@@ -41,7 +41,7 @@ $(BIN)/minio:
 minio: $(BIN)/minio
 
 # The MariaDB binaries the binlog end-to-end test starts a mariadbd of its own
-# from (catalog/testservers/mariadb.go: own data directory, free port, binlog
+# from (internal/testkit/testservers/mariadb.go: own data directory, free port, binlog
 # on). When missing, Debian's mariadb-server package is installed (root or
 # sudo); if that fails the tests skip, or with CI=true the run fails.
 .PHONY: mariadb
@@ -79,7 +79,7 @@ test: $(BIN)/minio mariadb postgres
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(or $(FUZZTIME),10000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
-	$(GO) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./cmd/internal/binlog/
+	$(GO) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/testkit/binlog/
 
 # The benchmark, kept out of make test (cmd/icemerge-bench/README.md): generates
 # DMS files at scale (cached in bench-work/), runs icemerge and a naive

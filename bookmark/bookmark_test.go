@@ -17,7 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/catalog/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/merge"
 )
 

@@ -20,7 +20,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/catalog/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 )
 
 func storedSchema() *arrow.Schema {

@@ -21,7 +21,7 @@ import (
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
 
-	"github.com/icemerge/icemerge/catalog/icecheck"
+	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 )
 
 // mtEnv is one table in a SQLite catalog on disk, with a model of its rows

@@ -20,7 +20,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/catalog/icecheck"
+	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 )
 
 var partSchema = iceberg.NewSchemaWithIdentifiers(0, []int{1},

@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // BenchmarkRun measures the two runs users pay for: the full load of a

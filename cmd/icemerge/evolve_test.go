@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/glue"
 
 	"github.com/icemerge/icemerge/merge"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // Schema changes at the source, each case of the issue: a new column is

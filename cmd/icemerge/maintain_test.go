@@ -21,9 +21,9 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/catalog/icecheck"
-	"github.com/icemerge/icemerge/catalog/testservers"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/icecheck"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // mwCols are the columns of the maintenance workload's DMS files.

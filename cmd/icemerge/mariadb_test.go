@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icemerge/icemerge/catalog/testservers"
-	"github.com/icemerge/icemerge/cmd/internal/capture"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/capture"
 )
 
 // The end-to-end test from a real database: SQL against a dedicated

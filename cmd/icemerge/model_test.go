@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // The model-based test: a model of the source table, random I/U/D workloads

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // DMS's TimestampColumnName column (a string "yyyy-MM-dd HH:mm:ss.SSSSSS")

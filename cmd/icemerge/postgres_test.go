@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/catalog/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 )
 
 // The PostgreSQL catalog backends: postgres keeps source, warehouse and

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // Finding the rows a batch replaces reads only the table's data files and

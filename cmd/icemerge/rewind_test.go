@@ -16,7 +16,7 @@ import (
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // rewind runs `bookmark rewind --to to` on e, with the source when

@@ -25,10 +25,10 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/catalog/icecheck"
-	"github.com/icemerge/icemerge/catalog/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/icecheck"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/merge"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")

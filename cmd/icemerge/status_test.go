@@ -13,7 +13,7 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/merge"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // statusOpts are the status settings of e's table.

@@ -19,7 +19,7 @@ import (
 
 	"github.com/icemerge/icemerge/catalog"
 	"github.com/icemerge/icemerge/merge"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // sourceType is one source column type: the column DMS writes for it, values

@@ -18,8 +18,8 @@ import (
 
 	"github.com/go-sql-driver/mysql"
 
-	"github.com/icemerge/icemerge/cmd/internal/binlog"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/binlog"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // Options configures a capture run.

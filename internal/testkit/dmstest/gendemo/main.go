@@ -5,7 +5,7 @@
 //
 // Usage:
 //
-//	go run ./merge/dmstest/gendemo -out testdata/users
+//	go run ./internal/testkit/dmstest/gendemo -out testdata/users
 //
 // The output is deterministic: the same bytes on every run.
 package main
@@ -17,7 +17,7 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 var columns = []dmstest.Column{

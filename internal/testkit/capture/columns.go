@@ -13,8 +13,8 @@ import (
 
 	"golang.org/x/text/encoding/charmap"
 
-	"github.com/icemerge/icemerge/cmd/internal/binlog"
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/binlog"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // column is one source column, described the same way whether it comes

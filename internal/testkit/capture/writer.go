@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // cdcNameLayout is DMS's CDC file name, yyyyMMdd-HHmmssSSS, without the

@@ -48,6 +48,6 @@
 // them first. The binlog files are read directly (package binlog), so the
 // server must be one whose data directory the caller can read.
 //
-// The Parquet files are written by merge/dmstest, the project's DMS-format
+// The Parquet files are written by internal/testkit/dmstest, the project's DMS-format
 // writer (parquet-go, not the arrow-go icemerge reads with).
 package capture

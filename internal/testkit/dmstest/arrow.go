@@ -8,7 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/extensions"
 )
 
-// ArrowValue returns arr[i] in the Go form catalog/icecheck gives table
+// ArrowValue returns arr[i] in the Go form internal/testkit/icecheck gives table
 // values, so a table read through Arrow (iceberg-go's scan) compares with
 // what icecheck reads: nil for null, int64 for int and long, float64 for
 // float and double, bool, string, []byte (a copy) for binary, the decimal as

@@ -21,7 +21,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/format"
 
-	"github.com/icemerge/icemerge/merge/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 var (

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/icemerge/icemerge/cmd/internal/binlog"
+	"github.com/icemerge/icemerge/internal/testkit/binlog"
 )
 
 // querier is what the full load needs of a connection.

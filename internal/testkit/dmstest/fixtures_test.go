@@ -36,9 +36,9 @@ func TestUsersFixtures(t *testing.T) {
 	names := []string{"Op", "user_id", "first_name", "last_name", "email", "created_at", "updated_at"}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			data, err := os.ReadFile(filepath.Join("..", "..", "testdata", "users", tt.file))
+			data, err := os.ReadFile(filepath.Join("..", "..", "..", "testdata", "users", tt.file))
 			if err != nil {
-				t.Fatalf("%v (regenerate with go generate ./merge/dmstest)", err)
+				t.Fatalf("%v (regenerate with go generate ./internal/testkit/dmstest)", err)
 			}
 			f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
 			if err != nil {

@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icemerge/icemerge/catalog/testservers"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 )
 
 func TestMain(m *testing.M) { testservers.Main(m) }
