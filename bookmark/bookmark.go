@@ -26,6 +26,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/merge"
 )
 
@@ -109,7 +110,7 @@ func New(table string) State {
 }
 
 // filesOf records objs as applied now.
-func filesOf(objs []merge.Object, now time.Time) map[string]FileInfo {
+func filesOf(objs []source.Object, now time.Time) map[string]FileInfo {
 	files := make(map[string]FileInfo, len(objs))
 	for _, o := range objs {
 		files[o.Key] = FileInfo{Size: o.Size, ModTime: o.ModTime.UTC(), ETag: o.ETag, Applied: now.UTC()}
@@ -121,7 +122,7 @@ func filesOf(objs []merge.Object, now time.Time) map[string]FileInfo {
 // settled, or it was applied with the same size and ETag. A new key is
 // unprocessed whatever its name or modification time; a known key whose size
 // or ETag changed (DMS rewrote the object) is unprocessed again.
-func (s State) Applied(o merge.Object) bool {
+func (s State) Applied(o source.Object) bool {
 	if s.Settled != "" && o.Key <= s.Settled {
 		return true
 	}
@@ -131,7 +132,7 @@ func (s State) Applied(o merge.Object) bool {
 
 // Begin returns the state to save before committing a run that applies objs
 // under token.
-func (s State) Begin(token string, objs []merge.Object, now time.Time) State {
+func (s State) Begin(token string, objs []source.Object, now time.Time) State {
 	s.Pending = &Pending{Token: token, Started: now.UTC(), Files: filesOf(objs, now)}
 	s.Updated = now.UTC()
 	return s
@@ -161,7 +162,7 @@ func (s State) Finish(now time.Time) State {
 // named after them. A window of 0 or less never settles: every run lists the
 // whole folder. left are the listed objects still unprocessed (a bounded
 // run leaves some): Settled never reaches one.
-func (s State) Settle(now time.Time, window time.Duration, left []merge.Object) State {
+func (s State) Settle(now time.Time, window time.Duration, left []source.Object) State {
 	if window <= 0 || s.Pending != nil {
 		return s
 	}
@@ -176,7 +177,7 @@ func (s State) Settle(now time.Time, window time.Duration, left []merge.Object) 
 	for k, fi := range s.Files {
 		// Only CDC names settle: they grow with time, while full-load
 		// names (LOAD…) sort after every CDC name yet come first.
-		if merge.Classify(k) != merge.CDC || (bounded && k >= minLeft) {
+		if source.Classify(k) != merge.CDC || (bounded && k >= minLeft) {
 			continue
 		}
 		if k > settled && !fi.Applied.IsZero() && !fi.Applied.After(limit) {
@@ -199,7 +200,7 @@ func (s State) Settle(now time.Time, window time.Duration, left []merge.Object) 
 // Absorb marks objs applied without a commit: their changes leave the table
 // as it is (deletes of absent keys, changes older than the table's rows), so
 // the table already reflects them and the token stays.
-func (s State) Absorb(objs []merge.Object, now time.Time) State {
+func (s State) Absorb(objs []source.Object, now time.Time) State {
 	s.Files = withFiles(s.Files, filesOf(objs, now))
 	s.Updated, s.LastRun = now.UTC(), now.UTC()
 	return s
@@ -207,7 +208,7 @@ func (s State) Absorb(objs []merge.Object, now time.Time) State {
 
 // Quarantine marks objs applied without a commit, as Absorb does, and
 // records q, the ones among them skipped as bad input.
-func (s State) Quarantine(objs []merge.Object, q map[string]Quarantined, now time.Time) State {
+func (s State) Quarantine(objs []source.Object, q map[string]Quarantined, now time.Time) State {
 	s = s.Absorb(objs, now)
 	s.Quarantined = quarantine(s.Quarantined, filesOf(objs, now), q)
 	return s
@@ -231,7 +232,7 @@ func quarantine(old map[string]Quarantined, files map[string]FileInfo, q map[str
 }
 
 // QuarantineOf records a skipped object with the reason.
-func QuarantineOf(o merge.Object, reason string, now time.Time) Quarantined {
+func QuarantineOf(o source.Object, reason string, now time.Time) Quarantined {
 	return Quarantined{Size: o.Size, ModTime: o.ModTime.UTC(), ETag: o.ETag, Reason: reason, At: now.UTC()}
 }
 

@@ -17,19 +17,20 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/merge"
 )
 
 var now = time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
 
-func obj(key string, size int64, mtime time.Time) merge.Object {
-	return merge.Object{Key: key, Size: size, ModTime: mtime}
+func obj(key string, size int64, mtime time.Time) source.Object {
+	return source.Object{Key: key, Size: size, ModTime: mtime}
 }
 
 // unprocessed filters a listing as a run does.
-func unprocessed(s bookmark.State, objs []merge.Object) []merge.Object {
-	var out []merge.Object
+func unprocessed(s bookmark.State, objs []source.Object) []source.Object {
+	var out []source.Object
 	for _, o := range objs {
 		if !s.Applied(o) {
 			out = append(out, o)
@@ -40,8 +41,8 @@ func unprocessed(s bookmark.State, objs []merge.Object) []merge.Object {
 
 func TestUnprocessed(t *testing.T) {
 	mt := now.Add(-time.Hour)
-	s := bookmark.New("db.t").Begin("run1", []merge.Object{obj("LOAD00000001.parquet", 10, mt), obj("20240814-000002000.parquet", 20, mt)}, now).Finish(now)
-	listing := []merge.Object{
+	s := bookmark.New("db.t").Begin("run1", []source.Object{obj("LOAD00000001.parquet", 10, mt), obj("20240814-000002000.parquet", 20, mt)}, now).Finish(now)
+	listing := []source.Object{
 		obj("LOAD00000001.parquet", 10, mt),
 		obj("20240814-000001000.parquet", 5, mt.Add(-time.Hour)), // late, with an older name and mtime
 		obj("20240814-000002000.parquet", 20, mt),
@@ -66,8 +67,8 @@ func TestUnprocessed(t *testing.T) {
 }
 
 func TestReconcile(t *testing.T) {
-	base := bookmark.New("db.t").Begin("run1", []merge.Object{obj("a.parquet", 1, now)}, now).Finish(now)
-	pending := base.Begin("run2", []merge.Object{obj("b.parquet", 1, now)}, now)
+	base := bookmark.New("db.t").Begin("run1", []source.Object{obj("a.parquet", 1, now)}, now).Finish(now)
+	pending := base.Begin("run2", []source.Object{obj("b.parquet", 1, now)}, now)
 	tests := []struct {
 		name       string
 		state      bookmark.State
@@ -120,7 +121,7 @@ func storeSuite(t *testing.T, newStore func(t *testing.T) bookmark.Store) {
 	})
 	t.Run("round trip", func(t *testing.T) {
 		s := newStore(t)
-		st := bookmark.New("db.t").Begin("run1", []merge.Object{obj("𠮷/😀.parquet", 3, now)}, now).Finish(now)
+		st := bookmark.New("db.t").Begin("run1", []source.Object{obj("𠮷/😀.parquet", 3, now)}, now).Finish(now)
 		v, err := s.Save(ctx, st, "")
 		if err != nil {
 			t.Fatal(err)
@@ -304,12 +305,12 @@ func lockSuite(t *testing.T, newStore func(t *testing.T) *bookmark.Bookmarks) {
 
 func TestSettle(t *testing.T) {
 	old := now.Add(-time.Hour)
-	s := bookmark.New("db.t").Begin("r1", []merge.Object{
+	s := bookmark.New("db.t").Begin("r1", []source.Object{
 		obj("LOAD00000001.parquet", 1, old),
 		obj("2024/08/14/20240814-000001000.parquet", 1, old),
 		obj("2024/08/14/20240814-000002000.parquet", 1, old),
 	}, old).Finish(old)
-	s = s.Begin("r2", []merge.Object{obj("2024/08/14/20240814-000003000.parquet", 1, now)}, now).Finish(now)
+	s = s.Begin("r2", []source.Object{obj("2024/08/14/20240814-000003000.parquet", 1, now)}, now).Finish(now)
 
 	got := s.Settle(now, 15*time.Minute, nil)
 	if got.Settled != "2024/08/14/20240814-000002000.parquet" {
@@ -331,7 +332,7 @@ func TestSettle(t *testing.T) {
 		}
 	}
 	// A bounded run left an older key unprocessed: Settled stays below it.
-	left := []merge.Object{obj("2024/08/14/20240814-000001500.parquet", 1, old)}
+	left := []source.Object{obj("2024/08/14/20240814-000001500.parquet", 1, old)}
 	if got := s.Settle(now, 15*time.Minute, left); got.Settled != "2024/08/14/20240814-000001000.parquet" {
 		t.Errorf("bounded: Settled = %q, want it below the unprocessed key", got.Settled)
 	}

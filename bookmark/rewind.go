@@ -3,11 +3,10 @@ package bookmark
 import (
 	"errors"
 	"fmt"
-	"path"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/merge"
 )
 
@@ -21,40 +20,14 @@ var ErrPending = errors.New("a run of the table is pending")
 // one: the rewind needs a listing of the source.
 var ErrSettledHistory = errors.New("the rewind reaches settled history")
 
-// cdcTimeLayout is the time in a DMS CDC file name, yyyyMMdd-HHmmssSSS,
-// in UTC.
-const cdcTimeLayout = "20060102-150405.000"
-
-// CDCTime returns the time in the name of a CDC file (its base name
-// yyyyMMdd-HHmmssSSS.parquet, in UTC); ok is false for any other name.
-func CDCTime(key string) (t time.Time, ok bool) {
-	name, found := strings.CutSuffix(path.Base(key), ".parquet")
-	if !found {
-		return time.Time{}, false
-	}
-	return ParseCDCTime(name)
-}
-
-// ParseCDCTime parses the DMS name form yyyyMMdd-HHmmssSSS (UTC).
-func ParseCDCTime(s string) (time.Time, bool) {
-	if len(s) != len("20060102-150405000") || s[8] != '-' {
-		return time.Time{}, false
-	}
-	t, err := time.Parse(cdcTimeLayout, s[:15]+"."+s[15:])
-	if err != nil {
-		return time.Time{}, false
-	}
-	return t, true
-}
-
 // rewound reports whether a rewind to `to` forgets the object: a CDC file
 // whose name carries a time after it. Full-load files and CDC files whose
 // names carry no time are kept.
 func rewound(key string, to time.Time) bool {
-	if merge.Classify(key) != merge.CDC {
+	if source.Classify(key) != merge.CDC {
 		return false
 	}
-	t, ok := CDCTime(key)
+	t, ok := source.CDCTime(key)
 	return ok && t.After(to)
 }
 
@@ -86,7 +59,7 @@ func (s State) NeedsHistory(to time.Time) bool {
 	if s.Settled == "" {
 		return false
 	}
-	t, ok := CDCTime(s.Settled)
+	t, ok := source.CDCTime(s.Settled)
 	return !ok || t.After(to)
 }
 
@@ -121,7 +94,7 @@ func (s State) NeedsHistory(to time.Time) bool {
 //     ErrSettledHistory.
 //
 // A pending run fails the rewind with ErrPending.
-func (s State) Rewind(to, now time.Time, list func() ([]merge.Object, error)) (State, Rewinding, error) {
+func (s State) Rewind(to, now time.Time, list func() ([]source.Object, error)) (State, Rewinding, error) {
 	if s.Pending != nil {
 		return s, Rewinding{}, fmt.Errorf("%w: run %s of %s saved its files at %s and stopped before finishing; "+
 			"run `icemerge run` once first (it finalises or discards that run), then rewind",
@@ -161,7 +134,7 @@ func (s State) Rewind(to, now time.Time, list func() ([]merge.Object, error)) (S
 	if len(q) == 0 {
 		q = nil
 	}
-	slices.SortFunc(r.Files, func(a, b string) int { return merge.CompareObjects(merge.Object{Key: a}, merge.Object{Key: b}) })
+	slices.SortFunc(r.Files, func(a, b string) int { return source.CompareObjects(source.Object{Key: a}, source.Object{Key: b}) })
 	r.Files = slices.Compact(r.Files)
 	s.Files, s.Quarantined, s.Settled = files, q, r.Settled
 	s.Updated = now.UTC()
@@ -174,7 +147,7 @@ func (s State) Rewind(to, now time.Time, list func() ([]merge.Object, error)) (S
 // ("" when there is none). The listed data objects between it and the old
 // settled key that the rewind keeps are added to files as applied; the
 // forgotten ones are added to r.
-func (s State) rewindSettled(to time.Time, objs []merge.Object, files map[string]FileInfo, r *Rewinding, now time.Time) string {
+func (s State) rewindSettled(to time.Time, objs []source.Object, files map[string]FileInfo, r *Rewinding, now time.Time) string {
 	first := ""
 	for _, o := range objs {
 		if o.Key <= s.Settled && rewound(o.Key, to) && (first == "" || o.Key < first) {
@@ -186,12 +159,12 @@ func (s State) rewindSettled(to time.Time, objs []merge.Object, files map[string
 	}
 	settled := ""
 	for _, o := range objs {
-		if merge.Classify(o.Key) != merge.NotData && o.Key < first && o.Key > settled {
+		if source.Classify(o.Key) != merge.NotData && o.Key < first && o.Key > settled {
 			settled = o.Key
 		}
 	}
 	for _, o := range objs {
-		if merge.Classify(o.Key) == merge.NotData || o.Key <= settled || o.Key > s.Settled {
+		if source.Classify(o.Key) == merge.NotData || o.Key <= settled || o.Key > s.Settled {
 			continue
 		}
 		if rewound(o.Key, to) {

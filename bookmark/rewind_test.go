@@ -8,39 +8,8 @@ import (
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge/internal/source"
 )
-
-func TestCDCTime(t *testing.T) {
-	at := func(s string) time.Time {
-		v, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v
-	}
-	tests := []struct {
-		key  string
-		want time.Time
-		ok   bool
-	}{
-		{"20240814-002642123.parquet", at("2024-08-14T00:26:42.123Z"), true},
-		{"2024/08/14/20240814-002642123.parquet", at("2024-08-14T00:26:42.123Z"), true},
-		{"20241231-235959999.parquet", at("2024-12-31T23:59:59.999Z"), true},
-		{"LOAD00000001.parquet", time.Time{}, false},
-		{"20240814-002642123.csv", time.Time{}, false},
-		{"20241314-002642123.parquet", time.Time{}, false}, // month 13
-		{"20240814-0026421.parquet", time.Time{}, false},
-		{"20240814_002642123.parquet", time.Time{}, false},
-		{"part-00001.parquet", time.Time{}, false},
-	}
-	for _, tc := range tests {
-		got, ok := bookmark.CDCTime(tc.key)
-		if ok != tc.ok || !got.Equal(tc.want) {
-			t.Errorf("CDCTime(%q) = %v, %v; want %v, %v", tc.key, got, ok, tc.want, tc.ok)
-		}
-	}
-}
 
 // cdc is the key of a CDC file in a date folder, named at t.
 func cdc(t time.Time) string {
@@ -50,8 +19,8 @@ func cdc(t time.Time) string {
 
 // rewindFixture is a bookmark after three runs: the full load, then CDC
 // files at t0+1m … t0+4m, one of them quarantined, with a tombstone.
-func rewindFixture(t0, applied time.Time) (bookmark.State, []merge.Object) {
-	var objs []merge.Object
+func rewindFixture(t0, applied time.Time) (bookmark.State, []source.Object) {
+	var objs []source.Object
 	objs = append(objs, obj("LOAD00000001.parquet", 100, t0))
 	for i := 1; i <= 4; i++ {
 		objs = append(objs, obj(cdc(t0.Add(time.Duration(i)*time.Minute)), int64(10*i), t0.Add(time.Duration(i)*time.Minute)))
@@ -64,7 +33,7 @@ func rewindFixture(t0, applied time.Time) (bookmark.State, []merge.Object) {
 	return s, objs
 }
 
-func keysOf(objs []merge.Object) []string {
+func keysOf(objs []source.Object) []string {
 	var out []string
 	for _, o := range objs {
 		out = append(out, o.Key)
@@ -75,7 +44,7 @@ func keysOf(objs []merge.Object) []string {
 func TestRewind(t *testing.T) {
 	t0 := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
 	s, objs := rewindFixture(t0, now.Add(-time.Minute))
-	noList := func() ([]merge.Object, error) { t.Fatal("listed without settled history"); return nil, nil }
+	noList := func() ([]source.Object, error) { t.Fatal("listed without settled history"); return nil, nil }
 
 	t.Run("forgets the CDC files after the time, keeps the rest", func(t *testing.T) {
 		got, r, err := s.Rewind(t0.Add(2*time.Minute+time.Millisecond), now, noList)
@@ -124,7 +93,7 @@ func TestRewind(t *testing.T) {
 		}
 	})
 	t.Run("names without a time are kept", func(t *testing.T) {
-		odd := s.Absorb([]merge.Object{obj("part-00001.parquet", 1, now)}, now)
+		odd := s.Absorb([]source.Object{obj("part-00001.parquet", 1, now)}, now)
 		got, r, err := odd.Rewind(t0, now, noList)
 		if err != nil || len(r.Files) != 4 || got.Files["part-00001.parquet"].Size != 1 {
 			t.Errorf("forgot %v (%v): the undated file must stay", r.Files, err)
@@ -151,10 +120,10 @@ func TestRewindIntoSettledHistory(t *testing.T) {
 	}
 	// A newer file, applied now, and an object that is not data.
 	newer := obj(cdc(t0.Add(5*time.Minute)), 50, now)
-	s = s.Absorb([]merge.Object{newer}, now)
+	s = s.Absorb([]source.Object{newer}, now)
 	listing := append(slices.Clone(objs), newer, obj("2024/08/14/_tmp", 1, now))
 	listed := 0
-	list := func() ([]merge.Object, error) { listed++; return listing, nil }
+	list := func() ([]source.Object, error) { listed++; return listing, nil }
 
 	if _, _, err := s.Rewind(t0.Add(90*time.Second), now, nil); !errors.Is(err, bookmark.ErrSettledHistory) {
 		t.Fatalf("without a listing: err = %v, want ErrSettledHistory", err)
@@ -174,7 +143,7 @@ func TestRewindIntoSettledHistory(t *testing.T) {
 	if !slices.Equal(r.Files, want) {
 		t.Errorf("forgot %v, want %v", r.Files, want)
 	}
-	if left := unprocessed(got, listing); !slices.Equal(keysOf(merge.SortObjects(left)), want) {
+	if left := unprocessed(got, listing); !slices.Equal(keysOf(source.SortObjects(left)), want) {
 		t.Errorf("next run lists %v, want %v", keysOf(left), want)
 	}
 	if r.Quarantined != 1 || got.Quarantined != nil {
@@ -186,13 +155,13 @@ func TestRewindIntoSettledHistory(t *testing.T) {
 	if err != nil || got.Settled != "" || len(r.Files) != 5 {
 		t.Fatalf("settled %q, forgot %v (%v); want nothing settled, 5 files", got.Settled, r.Files, err)
 	}
-	if left := unprocessed(got, listing); len(merge.SortObjects(left)) != 5 {
+	if left := unprocessed(got, listing); len(source.SortObjects(left)) != 5 {
 		t.Errorf("next run lists %v, want the 5 CDC files", keysOf(left))
 	}
 
 	// A listing error is the rewind's error.
 	boom := errors.New("listing failed")
-	if _, _, err := s.Rewind(t0, now, func() ([]merge.Object, error) { return nil, boom }); !errors.Is(err, boom) {
+	if _, _, err := s.Rewind(t0, now, func() ([]source.Object, error) { return nil, boom }); !errors.Is(err, boom) {
 		t.Errorf("err = %v, want the listing's", err)
 	}
 }

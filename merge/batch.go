@@ -190,7 +190,7 @@ func (b *Batch) Add(f *File) error {
 	if err != nil {
 		return err
 	}
-	if n := len(b.files); n > 0 && CompareObjects(Object{Key: b.files[n-1].Name}, Object{Key: f.Name}) >= 0 {
+	if n := len(b.files); n > 0 && CompareSource(b.files[n-1].Kind, b.files[n-1].Name, f.Kind, f.Name) >= 0 {
 		return fmt.Errorf("merge: %s added after %s, out of source order", f.Name, b.files[n-1].Name)
 	}
 	b.filter = nil // built again by ResetExisting, with this file's keys

@@ -18,8 +18,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/merge"
 )
 
 var t0 = time.Date(2024, 8, 14, 0, 0, 36, 0, time.UTC)
@@ -63,7 +64,7 @@ func encode(t testing.TB, cs ...chg) []byte {
 
 func read(t testing.TB, name string, b []byte) *merge.File {
 	t.Helper()
-	f, err := merge.ReadFile(context.Background(), name, bytes.NewReader(b), memory.DefaultAllocator)
+	f, err := merge.ReadFile(context.Background(), name, source.Classify(name), bytes.NewReader(b), memory.DefaultAllocator)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,14 +87,14 @@ type srcFile struct {
 // the table afterwards: id → "v@ts".
 func apply(t *testing.T, existing []tableRow, orderBy []string, files ...srcFile) (map[int32]string, *merge.Plan) {
 	t.Helper()
-	var objs []merge.Object
+	var objs []source.Object
 	byName := map[string][]chg{}
 	for _, f := range files {
-		objs = append(objs, merge.Object{Key: f.name})
+		objs = append(objs, source.Object{Key: f.name})
 		byName[f.name] = f.rows
 	}
 	var batch *merge.Batch
-	for _, o := range merge.SortObjects(objs) {
+	for _, o := range source.SortObjects(objs) {
 		f := read(t, o.Key, encode(t, byName[o.Key]...))
 		if batch == nil {
 			var err error
@@ -332,7 +333,7 @@ func TestOpColumn(t *testing.T) {
 		}
 	})
 	t.Run("an unknown Op names the file, row and value", func(t *testing.T) {
-		_, err := merge.ReadFile(context.Background(), "raw/20240814-000001000.parquet",
+		_, err := merge.ReadFile(context.Background(), "raw/20240814-000001000.parquet", merge.CDC,
 			bytes.NewReader(encode(t, chg{"I", 1, "a", 1}, chg{"X", 2, "b", 1})), nil)
 		var ie *merge.InputError
 		if !errors.As(err, &ie) || !errors.Is(err, merge.ErrUnknownOp) {
@@ -380,30 +381,6 @@ func TestMissingKeyOrOrderColumn(t *testing.T) {
 	for _, o := range []merge.Options{{Keys: []string{"user_id"}}, {Keys: []string{"id"}, OrderBy: []string{"modified"}}, {}} {
 		if _, err := merge.NewBatch(f.Schema, o); !errors.Is(err, merge.ErrMissingColumn) {
 			t.Errorf("NewBatch(%+v) err = %v, want ErrMissingColumn", o, err)
-		}
-	}
-}
-
-func TestClassify(t *testing.T) {
-	tests := map[string]merge.Kind{
-		"LOAD00000001.parquet":                    merge.FullLoad,
-		"LOAD0000000A.parquet":                    merge.FullLoad,
-		"SEGMENT1_LOAD00000001.parquet":           merge.FullLoad,
-		"part1/LOAD00000002.parquet":              merge.FullLoad,
-		"20240814-002642123.parquet":              merge.CDC,
-		"2024/08/14/20240814-002642123.parquet":   merge.CDC,
-		"20240814/20240814-002642123.PARQUET":     merge.CDC,
-		"20240814-002642123.csv":                  merge.NotData,
-		"_SUCCESS":                                merge.NotData,
-		".20240814-002642123.parquet.crc":         merge.NotData,
-		"_temporary/0/20240814-002642123.parquet": merge.NotData,
-		"2024/08/14/.hidden/20240814-1.parquet":   merge.NotData,
-		"LOAD00000001.parquet.tmp":                merge.NotData,
-		"2024/08/14/":                             merge.NotData,
-	}
-	for key, want := range tests {
-		if got := merge.Classify(key); got != want {
-			t.Errorf("Classify(%q) = %v, want %v", key, got, want)
 		}
 	}
 }

@@ -18,8 +18,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/merge"
 )
 
 // FuzzDedupe: a batch of changes derived from the input gives one plan, the
@@ -278,7 +279,7 @@ func decodeDedupe(data []byte) *dedupeCase {
 		if a&0x40 != 0 {
 			r.opText = string(rune(r.opText[0] + 'a' - 'A'))
 		}
-		if merge.Classify(c.names[fi]) == merge.FullLoad && !c.loadOp {
+		if source.Classify(c.names[fi]) == merge.FullLoad && !c.loadOp {
 			r.op, r.opText = merge.Insert, ""
 		}
 		key(&r, kb)
@@ -356,20 +357,20 @@ func checkDedupe(t *testing.T, data []byte) {
 		t.Fatalf("%s\nplanned in %d partitions, the plan differs:%s", c, parts, dedupeDiff(got, want))
 	}
 	// A shuffled listing sorts to source order, and gives the same plan.
-	var listing []merge.Object
+	var listing []source.Object
 	for i, k := range append(slices.Clone(c.names), dedupeJunk...) {
-		listing = append(listing, merge.Object{Key: k, Size: int64(100 + i), ETag: strconv.Itoa(i)})
+		listing = append(listing, source.Object{Key: k, Size: int64(100 + i), ETag: strconv.Itoa(i)})
 	}
 	r := rand.New(rand.NewPCG(c.shuffleBy, 7))
 	r.Shuffle(len(listing), func(i, j int) { listing[i], listing[j] = listing[j], listing[i] })
 	var shuffled []string
 	for _, o := range listing {
-		if merge.Classify(o.Key) != merge.NotData {
+		if source.Classify(o.Key) != merge.NotData {
 			shuffled = append(shuffled, o.Key)
 		}
 	}
 	var sorted []string
-	for _, o := range merge.SortObjects(listing) {
+	for _, o := range source.SortObjects(listing) {
 		sorted = append(sorted, o.Key)
 	}
 	if !slices.Equal(sorted, c.names) {
@@ -388,7 +389,7 @@ func (c *dedupeCase) encode(t *testing.T, o dmstest.Options) map[string]*merge.F
 	t.Helper()
 	out := map[string]*merge.File{}
 	for fi, name := range c.names {
-		o.Op = c.loadOp || merge.Classify(name) != merge.FullLoad
+		o.Op = c.loadOp || source.Classify(name) != merge.FullLoad
 		var ops []string
 		var rows []dmstest.Row
 		for _, r := range c.files[fi] {
@@ -635,7 +636,7 @@ func (c *dedupeCase) model() dedupeView {
 	}
 	winners := map[string]dedupeRow{}
 	for fi, rows := range c.files {
-		st := merge.FileStats{Name: c.names[fi], Kind: merge.Classify(c.names[fi]), Rows: len(rows)}
+		st := merge.FileStats{Name: c.names[fi], Kind: source.Classify(c.names[fi]), Rows: len(rows)}
 		for _, r := range rows {
 			switch r.op {
 			case merge.Insert:

@@ -147,11 +147,11 @@ const readBatchRows = 64 * 1024
 // corrupt files give ErrCorruptFile, never a panic: the reader runs in this
 // goroutine (no parallel column reads) so a panic deep in the Parquet decoder
 // is recovered here and turned into an error.
-func ReadFile(ctx context.Context, name string, r parquet.ReaderAtSeeker, mem memory.Allocator) (f *File, err error) {
+func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator) (f *File, err error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	f = &File{Name: name, Kind: Classify(name)}
+	f = &File{Name: name, Kind: kind}
 	defer func() {
 		if p := recover(); p != nil {
 			f.Release()

@@ -18,8 +18,9 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/merge"
 )
 
 // Every DMS type maps to the type Athena reads, and values survive.
@@ -143,7 +144,7 @@ func TestNullOpIsAnError(t *testing.T) {
 	if err := w.Close(); err != nil {
 		t.Fatal(err)
 	}
-	_, err = merge.ReadFile(context.Background(), "20240814-000001000.parquet", bytes.NewReader(buf.Bytes()), nil)
+	_, err = merge.ReadFile(context.Background(), "20240814-000001000.parquet", merge.CDC, bytes.NewReader(buf.Bytes()), nil)
 	if !errors.Is(err, merge.ErrUnknownOp) || !strings.Contains(err.Error(), "row 2") || !strings.Contains(err.Error(), "null") {
 		t.Fatalf("err = %v, want ErrUnknownOp naming row 2 and the null", err)
 	}
@@ -178,7 +179,7 @@ func TestCorruptFiles(t *testing.T) {
 	}
 	for name, b := range cases {
 		t.Run(name, func(t *testing.T) {
-			f, err := merge.ReadFile(context.Background(), "raw/x.parquet", bytes.NewReader(b), nil)
+			f, err := merge.ReadFile(context.Background(), "raw/x.parquet", merge.CDC, bytes.NewReader(b), nil)
 			if err == nil {
 				// A flipped byte inside compressed data may still decode; then
 				// the reader must return consistent rows.
@@ -197,7 +198,7 @@ func TestCorruptFiles(t *testing.T) {
 	}
 	// The cases that cannot decode must fail.
 	for _, name := range []string{"empty", "not parquet", "truncated", "no magic"} {
-		if _, err := merge.ReadFile(context.Background(), "raw/x.parquet", bytes.NewReader(cases[name]), nil); !errors.Is(err, merge.ErrCorruptFile) {
+		if _, err := merge.ReadFile(context.Background(), "raw/x.parquet", merge.CDC, bytes.NewReader(cases[name]), nil); !errors.Is(err, merge.ErrCorruptFile) {
 			t.Errorf("%s: err = %v, want ErrCorruptFile", name, err)
 		}
 	}
@@ -227,7 +228,7 @@ func FuzzReadFile(f *testing.F) {
 	const name = "raw/fuzz.parquet"
 	f.Fuzz(func(t *testing.T, b []byte) {
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-		file, err := merge.ReadFile(context.Background(), name, bytes.NewReader(b), mem)
+		file, err := merge.ReadFile(context.Background(), name, source.Classify(name), bytes.NewReader(b), mem)
 		if err != nil {
 			if file != nil {
 				t.Errorf("ReadFile returned a file with the error %v", err)
@@ -340,7 +341,7 @@ func TestEveryFlippedByte(t *testing.T) {
 	for i := range good {
 		b := bytes.Clone(good)
 		b[i] ^= 0xff
-		f, err := merge.ReadFile(context.Background(), "x.parquet", bytes.NewReader(b), nil)
+		f, err := merge.ReadFile(context.Background(), "x.parquet", merge.CDC, bytes.NewReader(b), nil)
 		if err != nil {
 			failed++
 			if !strings.Contains(err.Error(), "x.parquet") {
@@ -410,7 +411,7 @@ func TestHugeChunkClaimIsCorrupt(t *testing.T) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	before := ms.TotalAlloc
-	_, err = merge.ReadFile(context.Background(), "x.parquet", bytes.NewReader(b), nil)
+	_, err = merge.ReadFile(context.Background(), "x.parquet", merge.CDC, bytes.NewReader(b), nil)
 	if !errors.Is(err, merge.ErrCorruptFile) {
 		t.Fatalf("err = %v, want ErrCorruptFile", err)
 	}

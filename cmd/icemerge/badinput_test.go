@@ -14,8 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icemerge/icemerge/merge"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/merge"
 )
 
 var (

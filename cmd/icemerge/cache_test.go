@@ -5,6 +5,8 @@ import (
 	"reflect"
 	"sync"
 	"testing"
+
+	"github.com/icemerge/icemerge/internal/source"
 )
 
 // openCountingSource counts the opens of each object.
@@ -14,7 +16,7 @@ type openCountingSource struct {
 	opens map[string]int
 }
 
-func (c *openCountingSource) Open(ctx context.Context, key string) (ReadAtSeekCloser, error) {
+func (c *openCountingSource) Open(ctx context.Context, key string) (source.Reader, error) {
 	c.mu.Lock()
 	c.opens[key]++
 	c.mu.Unlock()

@@ -16,6 +16,7 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/merge"
 )
 
@@ -98,10 +99,10 @@ func (c Common) validate(needTable bool) error {
 	default:
 		errs = append(errs, fmt.Errorf("--log-format %q: use auto, text or json", c.LogFormat))
 	}
-	if _, err := parseLocation(c.Warehouse); err != nil {
+	if _, err := source.ParseLocation(c.Warehouse); err != nil {
 		errs = append(errs, fmt.Errorf("--warehouse: %w", err))
 	}
-	if _, err := parseLocation(c.Bookmark); err != nil {
+	if _, err := source.ParseLocation(c.Bookmark); err != nil {
 		errs = append(errs, fmt.Errorf("--bookmark: %w", err))
 	}
 	if c.Catalog == catalog.KindSQL {
@@ -109,7 +110,7 @@ func (c Common) validate(needTable bool) error {
 			if err := catalog.CheckPostgresURI(c.CatalogURI); err != nil {
 				errs = append(errs, fmt.Errorf("--catalog-uri: %w", err))
 			}
-		} else if l, err := parseLocation(c.CatalogURI); err != nil || l.s3 {
+		} else if l, err := source.ParseLocation(c.CatalogURI); err != nil || l.S3 {
 			// Redacted: a URI of another database may hold a password.
 			errs = append(errs, fmt.Errorf("--catalog-uri %q: the sql catalog is a local SQLite file (a path or file://) or a PostgreSQL database (postgres://USER@HOST:5432/DATABASE)",
 				catalog.RedactURI(c.CatalogURI)))

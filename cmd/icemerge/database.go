@@ -1,27 +1,23 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"io/fs"
 	"maps"
 	"os"
 	"path"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/goccy/go-yaml"
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 )
 
 // A whole-database run: --source names a schema folder of DMS
@@ -160,40 +156,12 @@ func (c DatabaseConfig) table(folder string) (name string, t TableConfig) {
 }
 
 // tableFolders lists the subfolders of a schema folder, sorted.
-func tableFolders(ctx context.Context, op *opened, source string) ([]string, error) {
-	l, err := parseLocation(source)
+func tableFolders(ctx context.Context, op *opened, uri string) ([]string, error) {
+	l, err := source.ParseLocation(uri)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --source: %w", errUsage, err)
 	}
-	var out []string
-	if !l.s3 {
-		entries, err := os.ReadDir(l.path)
-		if err != nil {
-			return nil, fmt.Errorf("listing the table folders of %s: %w (check --source)", source, err)
-		}
-		for _, e := range entries {
-			if e.IsDir() || e.Type()&fs.ModeSymlink != 0 {
-				out = append(out, e.Name())
-			}
-		}
-		return out, nil
-	}
-	prefix := l.prefix
-	if prefix != "" {
-		prefix += "/"
-	}
-	p := s3.NewListObjectsV2Paginator(op.s3, &s3.ListObjectsV2Input{Bucket: aws.String(l.bucket), Prefix: aws.String(prefix), Delimiter: aws.String("/")})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing the table folders of %s: %w (check --source and the role's s3:ListBucket permission)", source, err)
-		}
-		for _, cp := range page.CommonPrefixes {
-			out = append(out, strings.TrimSuffix(strings.TrimPrefix(aws.ToString(cp.Prefix), prefix), "/"))
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return source.TableFolders(ctx, l, op.s3)
 }
 
 // errTablesFailed: some tables of a database run failed (the others ran).
@@ -338,7 +306,7 @@ func (f *dbFlags) any() bool {
 }
 
 // config loads --config and applies the flags and defaults over it.
-func (f *dbFlags) config(source string) (DatabaseConfig, error) {
+func (f *dbFlags) config(uri string) (DatabaseConfig, error) {
 	var cfg DatabaseConfig
 	if f.file != "" {
 		var err error
@@ -370,9 +338,9 @@ func (f *dbFlags) config(source string) (DatabaseConfig, error) {
 	if f.exclude != "" {
 		cfg.Exclude = patterns(f.exclude)
 	}
-	if cfg.Namespace == "" && source != "" {
-		if l, err := parseLocation(source); err == nil {
-			cfg.Namespace = strings.ToLower(path.Base(strings.TrimSuffix(cmp.Or(l.prefix, filepath.ToSlash(l.path)), "/")))
+	if cfg.Namespace == "" && uri != "" {
+		if l, err := source.ParseLocation(uri); err == nil {
+			cfg.Namespace = strings.ToLower(l.Base())
 		}
 	}
 	if cfg.Parallel == 0 {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 )
 
 // S3 and Glue calls retry throttling (503 SlowDown), 5xx, timeouts and
@@ -84,37 +85,31 @@ type opened struct {
 	cat   *catalog.Catalog
 	store *bookmark.Bookmarks
 	src   Source
-	s3    *s3.Client // nil when nothing is on S3
-	bm    location   // --bookmark
+	s3    *s3.Client      // nil when nothing is on S3
+	bm    source.Location // --bookmark
 }
 
 // bookmarks is the bookmark store of one table.
 func (o *opened) bookmarks(table string) *bookmark.Bookmarks {
-	if o.bm.s3 {
-		return bookmark.NewS3Store(o.s3, o.bm.bucket, o.bm.prefix, table)
+	if o.bm.S3 {
+		return bookmark.NewS3Store(o.s3, o.bm.Bucket, o.bm.Prefix, table)
 	}
-	return bookmark.NewFileStore(o.bm.path, table)
+	return bookmark.NewFileStore(o.bm.Path, table)
 }
 
 // source opens the DMS folder at uri.
 func (o *opened) source(uri string) (Source, error) {
-	l, err := parseLocation(uri)
+	l, err := source.ParseLocation(uri)
 	if err != nil {
 		return nil, fmt.Errorf("%w: --source: %w", errUsage, err)
 	}
-	if l.s3 {
-		if o.s3 == nil {
-			return nil, fmt.Errorf("source %s: no S3 client (this is a bug)", uri)
-		}
-		return &s3Source{client: o.s3, loc: l}, nil
-	}
-	return &dirSource{root: l.path}, nil
+	return source.Open(l, o.s3)
 }
 
 // needsAWS reports whether any setting points at S3 or Glue.
-func (c Common) needsAWS(source string) bool {
-	for _, u := range []string{c.Warehouse, c.Bookmark, source} {
-		if l, err := parseLocation(u); err == nil && l.s3 {
+func (c Common) needsAWS(src string) bool {
+	for _, u := range []string{c.Warehouse, c.Bookmark, src} {
+		if l, err := source.ParseLocation(u); err == nil && l.S3 {
 			return true
 		}
 	}
@@ -125,8 +120,8 @@ func (c Common) needsAWS(source string) bool {
 // the source. The returned context carries the AWS configuration:
 // iceberg-go's S3 file IO reads it from the context (utils.WithAwsConfig),
 // and this is the one place it is put there. awsCfg nil loads the default.
-func (c Common) open(ctx context.Context, log *slog.Logger, awsCfg *aws.Config, source string) (context.Context, *opened, error) {
-	if awsCfg == nil && c.needsAWS(source) {
+func (c Common) open(ctx context.Context, log *slog.Logger, awsCfg *aws.Config, src string) (context.Context, *opened, error) {
+	if awsCfg == nil && c.needsAWS(src) {
 		var err error
 		if awsCfg, err = loadAWS(ctx, awsOptions{}); err != nil {
 			return ctx, nil, err
@@ -147,31 +142,34 @@ func (c Common) open(ctx context.Context, log *slog.Logger, awsCfg *aws.Config, 
 		props[iceio.S3Region] = awsCfg.Region
 	}
 
-	wh, _ := parseLocation(c.Warehouse)
+	wh, _ := source.ParseLocation(c.Warehouse)
 	catCfg := catalog.Config{Kind: c.Catalog, Warehouse: wh.String(), Props: props, AWS: awsCfg}
 	if c.Catalog == catalog.KindSQL && catalog.IsPostgresURI(c.CatalogURI) {
 		catCfg.URI = c.CatalogURI
 	} else if c.Catalog == catalog.KindSQL {
-		l, err := parseLocation(c.CatalogURI)
-		if err != nil || l.s3 {
+		l, err := source.ParseLocation(c.CatalogURI)
+		if err != nil || l.S3 {
 			return ctx, nil, fmt.Errorf("%w: --catalog-uri %q: the sql catalog is a local SQLite file or a postgres:// URI", errUsage, catalog.RedactURI(c.CatalogURI))
 		}
-		catCfg.URI = l.path
+		catCfg.URI = l.Path
 	}
 	cat, err := catalog.Open(ctx, catCfg, log)
 	if err != nil {
 		return ctx, nil, err
 	}
 	o := &opened{cat: cat, s3: s3c}
-	o.bm, _ = parseLocation(c.Bookmark)
+	o.bm, _ = source.ParseLocation(c.Bookmark)
 	if c.Table != "" {
 		o.store = o.bookmarks(c.Table)
 	}
-	if source != "" {
-		if o.src, err = o.source(source); err != nil {
+	if src != "" {
+		if o.src, err = o.source(src); err != nil {
 			cat.Close()
 			return ctx, nil, err
 		}
 	}
 	return ctx, o, nil
 }
+
+// Source is the DMS folder of one table.
+type Source = source.Source

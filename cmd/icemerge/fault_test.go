@@ -22,8 +22,8 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 )
 
 // snapshotSummaries lists the summaries of every snapshot in the table's

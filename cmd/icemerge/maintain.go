@@ -14,6 +14,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 )
 
 // The steps of `icemerge maintain`, in the order they run: compaction first
@@ -304,7 +305,7 @@ func maintainLocked(ctx context.Context, o MaintainOptions, d Deps, tbl *table.T
 		case stepOrphans:
 			var r catalog.OrphanResult
 			ex := []string{}
-			if l, perr := parseLocation(o.Bookmark); perr == nil {
+			if l, perr := source.ParseLocation(o.Bookmark); perr == nil {
 				ex = append(ex, l.String())
 			}
 			r, err = d.Catalog.RemoveOrphans(ctx, tbl, catalog.OrphanOptions{OlderThan: o.OrphanOlderThan, Exclude: ex, DryRun: o.DryRun})

@@ -21,9 +21,10 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 	"github.com/icemerge/icemerge/internal/testkit/testservers"
-	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 // mwCols are the columns of the maintenance workload's DMS files.
@@ -339,7 +340,7 @@ func TestMaintainOrphansOnMinIO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l, _ := parseLocation(tbl.Location())
+	l, _ := source.ParseLocation(tbl.Location())
 	put := func(key string) {
 		if _, err := e.s3.PutObject(e.ctx, &s3.PutObjectInput{Bucket: &e.bucket, Key: aws.String(key), Body: strings.NewReader("stray")}); err != nil {
 			t.Fatal(err)
@@ -349,11 +350,11 @@ func TestMaintainOrphansOnMinIO(t *testing.T) {
 		_, err := e.s3.HeadObject(e.ctx, &s3.HeadObjectInput{Bucket: &e.bucket, Key: aws.String(key)})
 		return err == nil
 	}
-	old, oldMeta := l.prefix+"/data/stray-old.parquet", l.prefix+"/metadata/stray-old.avro"
+	old, oldMeta := l.Prefix+"/data/stray-old.parquet", l.Prefix+"/metadata/stray-old.avro"
 	put(old)
 	put(oldMeta)
 	time.Sleep(3 * time.Second)
-	fresh := l.prefix + "/data/stray-fresh.parquet"
+	fresh := l.Prefix + "/data/stray-fresh.parquet"
 	put(fresh)
 	o := e.maintainOptions()
 	o.Steps = []string{stepOrphans}

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/internal/testkit/capture"
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 )
 
 // The end-to-end test from a real database: SQL against a dedicated

@@ -15,8 +15,8 @@ import (
 	"github.com/apache/iceberg-go/table"
 
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 )
 
 // Runs into a table pre-created partitioned (until the config sets the

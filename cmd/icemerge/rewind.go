@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/merge"
 )
 
@@ -34,7 +35,7 @@ func (o RewindOptions) Validate() error {
 		errs = append(errs, fmt.Errorf("--to: %w", err))
 	}
 	if o.Source != "" {
-		if _, err := parseLocation(o.Source); err != nil {
+		if _, err := source.ParseLocation(o.Source); err != nil {
 			errs = append(errs, fmt.Errorf("--source: %w", err))
 		}
 	}
@@ -48,10 +49,10 @@ func parseRewindTime(s string) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		return t.UTC(), nil
 	}
-	if t, ok := bookmark.CDCTime(s); ok {
+	if t, ok := source.CDCTime(s); ok {
 		return t, nil
 	}
-	if t, ok := bookmark.ParseCDCTime(s); ok {
+	if t, ok := source.ParseCDCTime(s); ok {
 		return t, nil
 	}
 	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2024-08-14T00:26:00Z, 2024-08-14T02:26:00.123+02:00) or the DMS name form yyyyMMdd-HHmmssSSS in UTC (20240814-002600000)", s)
@@ -78,7 +79,7 @@ type RewindResult struct {
 	Saved bool
 	// Next is what the next run processes (listed only with a source):
 	// Reapplied of them are forgotten files.
-	Next      []merge.Object
+	Next      []source.Object
 	Reapplied int
 	Listed    bool
 }
@@ -136,12 +137,12 @@ func rewindBookmark(ctx context.Context, o RewindOptions, d RewindDeps) (*Rewind
 	if st.Table != o.Table {
 		return nil, fmt.Errorf("bookmark %s belongs to table %s, not %s: use another --bookmark", d.Bookmark.Location(), st.Table, o.Table)
 	}
-	var list func() ([]merge.Object, error)
+	var list func() ([]source.Object, error)
 	if d.Source != nil {
-		list = func() ([]merge.Object, error) {
-			var objs []merge.Object
-			err := d.Source.List(ctx, "", func(obj merge.Object) error {
-				if merge.Classify(obj.Key) != merge.NotData {
+		list = func() ([]source.Object, error) {
+			var objs []source.Object
+			err := d.Source.List(ctx, "", func(obj source.Object) error {
+				if source.Classify(obj.Key) != merge.NotData {
 					objs = append(objs, obj)
 				}
 				return nil

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
@@ -88,7 +89,7 @@ func (m *model) writeCDC(t *testing.T, e *env, n int, cdcs *[]string) {
 
 func cdcTime(t *testing.T, key string) time.Time {
 	t.Helper()
-	ts, ok := bookmark.CDCTime(key)
+	ts, ok := source.CDCTime(key)
 	if !ok {
 		t.Fatalf("%s has no time", key)
 	}

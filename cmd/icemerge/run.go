@@ -22,6 +22,7 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/merge"
 )
 
@@ -72,7 +73,7 @@ func (o RunOptions) Validate() error {
 	}
 	if o.Source == "" {
 		errs = append(errs, errors.New("--source is required: the DMS folder of one table (with --table), or the schema folder of a whole database"))
-	} else if _, err := parseLocation(o.Source); err != nil {
+	} else if _, err := source.ParseLocation(o.Source); err != nil {
 		errs = append(errs, fmt.Errorf("--source: %w", err))
 	}
 	for _, k := range o.Keys {
@@ -597,12 +598,12 @@ func (pl *planner) batch(part int) (*merge.Batch, error) {
 // unprocessed lists the source after st's settled key and returns the data
 // objects st has not applied, in source order, and how many objects it
 // listed. A run, `icemerge status` and `bookmark rewind` all list so.
-func unprocessed(ctx context.Context, src Source, st bookmark.State) ([]merge.Object, int, error) {
-	var todo []merge.Object
+func unprocessed(ctx context.Context, src Source, st bookmark.State) ([]source.Object, int, error) {
+	var todo []source.Object
 	listed := 0
-	err := src.List(ctx, st.Settled, func(obj merge.Object) error {
+	err := src.List(ctx, st.Settled, func(obj source.Object) error {
 		listed++
-		if merge.Classify(obj.Key) != merge.NotData && !st.Applied(obj) {
+		if source.Classify(obj.Key) != merge.NotData && !st.Applied(obj) {
 			todo = append(todo, obj)
 		}
 		return nil
@@ -610,14 +611,14 @@ func unprocessed(ctx context.Context, src Source, st bookmark.State) ([]merge.Ob
 	if err != nil {
 		return nil, listed, err
 	}
-	return merge.SortObjects(todo), listed, nil
+	return source.SortObjects(todo), listed, nil
 }
 
 // bound splits the unprocessed files (in source order) into this run's
 // batch and the files left for later runs: at most --max-files files, and
 // files until the next would pass --max-bytes, always at least one. The
 // tighter bound wins.
-func (o RunOptions) bound(todo []merge.Object) (batch, left []merge.Object) {
+func (o RunOptions) bound(todo []source.Object) (batch, left []source.Object) {
 	n := len(todo)
 	if o.MaxFiles > 0 {
 		n = min(n, o.MaxFiles)
@@ -755,7 +756,7 @@ const readWorkers = 2
 // Files whose decoded rows fit in cache bytes (in all) are kept whole, so
 // writing their winners need not read them again; the others keep only the
 // keep columns.
-func readFiles(ctx context.Context, src Source, objs []merge.Object, keep []string, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+func readFiles(ctx context.Context, src Source, objs []source.Object, keep []string, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
 	type result struct {
 		f   *merge.File
 		err error
@@ -837,7 +838,7 @@ func readFile(ctx context.Context, src Source, key string) (*merge.File, error) 
 		return nil, err
 	}
 	defer r.Close()
-	return merge.ReadFile(ctx, key, r, memory.DefaultAllocator)
+	return merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
 }
 
 // badFiles applies --on-bad-file: with quarantine, a file whose input is bad
@@ -846,7 +847,7 @@ func readFile(ctx context.Context, src Source, key string) (*merge.File, error) 
 // error with fail, fails the run.
 type badFiles struct {
 	quarantine bool
-	objs       map[string]merge.Object
+	objs       map[string]source.Object
 	now        time.Time
 	log        *slog.Logger
 	q          map[string]bookmark.Quarantined
@@ -854,8 +855,8 @@ type badFiles struct {
 	order      []string
 }
 
-func newBadFiles(o RunOptions, todo []merge.Object, now time.Time, log *slog.Logger) *badFiles {
-	b := &badFiles{quarantine: o.OnBadFile == onBadFileQuarantine, objs: map[string]merge.Object{}, now: now, log: log}
+func newBadFiles(o RunOptions, todo []source.Object, now time.Time, log *slog.Logger) *badFiles {
+	b := &badFiles{quarantine: o.OnBadFile == onBadFileQuarantine, objs: map[string]source.Object{}, now: now, log: log}
 	for _, obj := range todo {
 		b.objs[obj.Key] = obj
 	}

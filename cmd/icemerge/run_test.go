@@ -25,10 +25,11 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/merge"
-	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files under testdata/")
@@ -212,11 +213,11 @@ func (e *env) remove(key string) {
 // fetch reads a file of the table, wherever it is.
 func (e *env) fetch(ctx context.Context, loc string) ([]byte, error) {
 	if strings.HasPrefix(loc, "s3://") {
-		l, err := parseLocation(loc)
+		l, err := source.ParseLocation(loc)
 		if err != nil {
 			return nil, err
 		}
-		out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &l.bucket, Key: &l.prefix})
+		out, err := e.s3.GetObject(ctx, &s3.GetObjectInput{Bucket: &l.Bucket, Key: &l.Prefix})
 		if err != nil {
 			return nil, err
 		}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge/internal/source"
 )
 
 // StatusOptions are the settings of `icemerge status`.
@@ -27,7 +27,7 @@ func (o StatusOptions) Validate() error {
 	errs := []error{o.Common.Validate()}
 	if o.Source == "" {
 		errs = append(errs, errors.New("--source is required: the DMS folder of the table, to count the files not applied yet"))
-	} else if _, err := parseLocation(o.Source); err != nil {
+	} else if _, err := source.ParseLocation(o.Source); err != nil {
 		errs = append(errs, fmt.Errorf("--source: %w", err))
 	}
 	return errors.Join(errs...)
@@ -235,9 +235,9 @@ func statusOf(ctx context.Context, o StatusOptions, d StatusDeps) (TableStatus, 
 }
 
 // pendingStatus sums the unprocessed files (in source order).
-func pendingStatus(todo []merge.Object, now time.Time) PendingStatus {
+func pendingStatus(todo []source.Object, now time.Time) PendingStatus {
 	p := PendingStatus{Files: len(todo)}
-	var oldest *merge.Object
+	var oldest *source.Object
 	for i, o := range todo {
 		p.Bytes += o.Size
 		if oldest == nil || o.ModTime.Before(oldest.ModTime) {

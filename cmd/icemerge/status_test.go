@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
@@ -32,10 +32,10 @@ func (e *env) status(now time.Time) TableStatus {
 }
 
 // listed is the source's data objects by key, as the servers report them.
-func (e *env) listed() map[string]merge.Object {
+func (e *env) listed() map[string]source.Object {
 	e.t.Helper()
-	out := map[string]merge.Object{}
-	if err := e.src.List(e.ctx, "", func(o merge.Object) error { out[o.Key] = o; return nil }); err != nil {
+	out := map[string]source.Object{}
+	if err := e.src.List(e.ctx, "", func(o source.Object) error { out[o.Key] = o; return nil }); err != nil {
 		e.t.Fatal(err)
 	}
 	return out

@@ -18,8 +18,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/merge"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/merge"
 )
 
 // sourceType is one source column type: the column DMS writes for it, values
@@ -682,7 +682,7 @@ func storedIcebergType(t *testing.T, st sourceType) string {
 	if err := dmstest.Write(&buf, cols, repeatOp("I", len(rows)), rows, dmstest.Options{Op: true}); err != nil {
 		t.Fatal(err)
 	}
-	f, err := merge.ReadFile(context.Background(), "LOAD00000001.parquet", bytes.NewReader(buf.Bytes()), memory.DefaultAllocator)
+	f, err := merge.ReadFile(context.Background(), "LOAD00000001.parquet", merge.CDC, bytes.NewReader(buf.Bytes()), memory.DefaultAllocator)
 	if err != nil {
 		t.Fatalf("%s: %v", st.name, err)
 	}

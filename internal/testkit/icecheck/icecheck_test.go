@@ -23,8 +23,8 @@ import (
 	"github.com/parquet-go/parquet-go"
 	_ "modernc.org/sqlite"
 
-	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
+	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 )
 
 // schema covers every primitive type icecheck reads.
