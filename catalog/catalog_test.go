@@ -96,7 +96,7 @@ func openURI(t *testing.T, uri string) *catalog.Catalog {
 
 // open opens the catalog at uri and creates the table db.t with one int
 // key column.
-func open(t *testing.T, uri string) (*catalog.Catalog, *table.Table) {
+func open(t *testing.T, uri string) (*catalog.Catalog, *catalog.Table) {
 	t.Helper()
 	cat, err := catalog.Open(context.Background(), catalog.Config{Kind: catalog.KindSQL, URI: uri,
 		Warehouse: "file://" + filepath.Join(t.TempDir(), "wh")}, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -104,8 +104,7 @@ func open(t *testing.T, uri string) (*catalog.Catalog, *table.Table) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	sc, _ := catalog.IcebergSchema(arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int32}}, nil), []string{"id"})
-	tbl, err := cat.Create(context.Background(), table.Identifier{"db", "t"}, sc, *iceberg.UnpartitionedSpec)
+	tbl, err := cat.Create(context.Background(), "db.t", arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int32}}, nil), []string{"id"}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,18 +128,20 @@ func TestLastTokenSurvivesOtherWritersAndExpiry(t *testing.T) {
 
 func testLastTokenSurvivesOtherWritersAndExpiry(t *testing.T, uri string) {
 	ctx := context.Background()
-	cat, tbl := open(t, uri)
-	if got := catalog.LastToken(tbl); got != "" {
+	cat, created := open(t, uri)
+	if got := created.LastToken(); got != "" {
 		t.Fatalf("new table token %q", got)
 	}
 	_, recs := ids(1, 2)
-	p, err := cat.Prepare(ctx, tbl, catalog.Change{Records: recs})
+	p, err := cat.Prepare(ctx, created, catalog.Change{Records: recs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tbl, err = cat.Commit(ctx, p, "run-1", map[string]string{catalog.KeyRunID: "run-1"}); err != nil {
+	committed, err := cat.Commit(ctx, p, "run-1", map[string]string{catalog.KeyRunID: "run-1"})
+	if err != nil {
 		t.Fatal(err)
 	}
+	tbl := committed.Iceberg()
 	// Another writer appends: its snapshot has no token.
 	arrowSc, _ := table.SchemaToArrowSchema(tbl.Schema(), nil, true, false)
 	b := array.NewInt32Builder(memory.DefaultAllocator)
@@ -188,7 +189,7 @@ func TestRacingCommitsOneWins(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		base := tbl.CurrentSnapshot().SnapshotID
+		base := tbl.SnapshotID()
 
 		var release func()
 		if catalog.IsPostgresURI(uri) {
@@ -202,7 +203,7 @@ func TestRacingCommitsOneWins(t *testing.T) {
 		start := make(chan struct{}) // every writer has loaded and prepared
 		for i := range writers {
 			c := openURI(t, uri)
-			mine, ok, err := c.Load(ctx, tbl.Identifier())
+			mine, ok, err := c.Load(ctx, tbl.Name())
 			if err != nil || !ok {
 				t.Fatalf("writer %d: load: %v (exists %v)", i, err, ok)
 			}
@@ -238,10 +239,11 @@ func TestRacingCommitsOneWins(t *testing.T) {
 				t.Errorf("%s: %v, want success or ErrCommitConflict", r.token, r.err)
 			}
 		}
-		final, _, err := cat.Load(ctx, tbl.Identifier())
+		loaded, _, err := cat.Load(ctx, tbl.Name())
 		if err != nil {
 			t.Fatal(err)
 		}
+		final := loaded.Iceberg()
 		if len(winners) != 1 {
 			for _, s := range final.Metadata().Snapshots() {
 				t.Logf("snapshot %d parent %v run %s", s.SnapshotID, ptrValue(s.ParentSnapshotID), s.Summary.Properties[catalog.KeyRunID])

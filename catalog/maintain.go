@@ -218,7 +218,12 @@ func (st *liveState) deletedIn(path string) []int64 {
 // the rows the old files held minus the deleted ones. A commit refused
 // because another writer moved the table on returns ErrCommitConflict;
 // nothing is visible then and the new files are removed.
-func (c *Catalog) Compact(ctx context.Context, tbl *table.Table, o CompactOptions) (*table.Table, CompactResult, error) {
+func (c *Catalog) Compact(ctx context.Context, t *Table, o CompactOptions) (*Table, CompactResult, error) {
+	tbl, r, err := c.compact(ctx, t.t, o)
+	return wrap(tbl), r, err
+}
+
+func (c *Catalog) compact(ctx context.Context, tbl *table.Table, o CompactOptions) (*table.Table, CompactResult, error) {
 	o = o.withDefaults()
 	var res CompactResult
 	if tbl.CurrentSnapshot() == nil {
@@ -478,7 +483,7 @@ func (c *Catalog) commitMaintenance(ctx context.Context, tbl *table.Table, tx *t
 		c.log.Warn("the "+what+" committed but cleaning up after it failed; orphan file removal deletes what is left", "table", Name(tbl), "error", err)
 		return committed, nil
 	}
-	reloaded, found, lerr := c.Load(context.WithoutCancel(ctx), tbl.Identifier())
+	reloaded, found, lerr := c.load(context.WithoutCancel(ctx), tbl.Identifier())
 	if lerr == nil && found && done(reloaded) {
 		c.log.Warn("the "+what+" commit reported an error but the table shows it: it committed", "table", Name(tbl), "error", err)
 		return reloaded, nil
@@ -502,7 +507,12 @@ type ManifestsResult struct {
 // RewriteManifests merges the current snapshot's data manifests into few,
 // target-sized ones (delete manifests are left as they are), as one REPLACE
 // snapshot. A dry run counts only.
-func (c *Catalog) RewriteManifests(ctx context.Context, tbl *table.Table, dryRun bool) (*table.Table, ManifestsResult, error) {
+func (c *Catalog) RewriteManifests(ctx context.Context, t *Table, dryRun bool) (*Table, ManifestsResult, error) {
+	tbl, r, err := c.rewriteManifests(ctx, t.t, dryRun)
+	return wrap(tbl), r, err
+}
+
+func (c *Catalog) rewriteManifests(ctx context.Context, tbl *table.Table, dryRun bool) (*table.Table, ManifestsResult, error) {
 	var res ManifestsResult
 	if tbl.CurrentSnapshot() == nil {
 		return tbl, res, nil
@@ -563,7 +573,12 @@ type ExpireResult struct {
 // carrying the last bookmark token: the run protocol (LastToken) reads the
 // token there, and the table property keeps it too. It checks before the
 // commit that the table's last token stays the same.
-func (c *Catalog) ExpireSnapshots(ctx context.Context, tbl *table.Table, o ExpireOptions) (*table.Table, ExpireResult, error) {
+func (c *Catalog) ExpireSnapshots(ctx context.Context, t *Table, o ExpireOptions) (*Table, ExpireResult, error) {
+	tbl, r, err := c.expireSnapshots(ctx, t.t, o)
+	return wrap(tbl), r, err
+}
+
+func (c *Catalog) expireSnapshots(ctx context.Context, tbl *table.Table, o ExpireOptions) (*table.Table, ExpireResult, error) {
 	md := tbl.Metadata()
 	res := ExpireResult{Before: len(md.Snapshots())}
 	if md.CurrentSnapshot() == nil || res.Before <= 1 {
@@ -643,7 +658,11 @@ type OrphanResult struct {
 // references and that are older than o.OlderThan: the files of runs that
 // died before their commit, and of expired snapshots whose cleanup did not
 // finish.
-func (c *Catalog) RemoveOrphans(ctx context.Context, tbl *table.Table, o OrphanOptions) (OrphanResult, error) {
+func (c *Catalog) RemoveOrphans(ctx context.Context, t *Table, o OrphanOptions) (OrphanResult, error) {
+	return c.removeOrphans(ctx, t.t, o)
+}
+
+func (c *Catalog) removeOrphans(ctx context.Context, tbl *table.Table, o OrphanOptions) (OrphanResult, error) {
 	var res OrphanResult
 	if o.OlderThan <= 0 {
 		return res, fmt.Errorf("removing orphan files of %s: the age threshold must be positive, so files of a commit in flight are kept", Name(tbl))

@@ -53,7 +53,7 @@ func newMaintainEnv(t *testing.T) *mtEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := cat.Create(ctx, []string{"db", "t"}, sc, *iceberg.UnpartitionedSpec)
+	tbl, err := cat.create(ctx, []string{"db", "t"}, sc, *iceberg.UnpartitionedSpec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,13 +122,13 @@ func (e *mtEnv) commit(upserts map[int32]string, deletes ...int32) string {
 		va.Release()
 		records = func(yield func(arrow.RecordBatch, error) bool) { yield(rec, nil) }
 	}
-	p, err := e.cat.Prepare(e.ctx, e.tbl, Change{Records: records, Deletes: dels})
+	p, err := e.cat.Prepare(e.ctx, wrap(e.tbl), Change{Records: records, Deletes: dels})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	e.runs++
 	token := fmt.Sprintf("run-%d", e.runs)
-	if e.tbl, err = e.cat.Commit(e.ctx, p, token, map[string]string{KeyRunID: token}); err != nil {
+	if e.tbl, err = e.cat.commit(e.ctx, p, token, map[string]string{KeyRunID: token}); err != nil {
 		e.t.Fatal(err)
 	}
 	for _, id := range deletes {
@@ -204,7 +204,7 @@ func TestMaintainCompactFoldsDeletes(t *testing.T) {
 	}
 	var err error
 	var res CompactResult
-	e.tbl, res, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{})
+	e.tbl, res, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,8 +225,8 @@ func TestMaintainCompactFoldsDeletes(t *testing.T) {
 	e.commit(map[int32]string{12: "u12", 30: "new30"}, 13, 3)
 	e.check("run after compaction")
 	// Once compacted, a lone small file without deletes is left alone.
-	e.tbl, _, _ = e.cat.Compact(e.ctx, e.tbl, CompactOptions{})
-	e.tbl, res, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{})
+	e.tbl, _, _ = e.cat.compact(e.ctx, e.tbl, CompactOptions{})
+	e.tbl, res, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{})
 	if err != nil || len(res.Rewritten) != 0 {
 		t.Errorf("second compaction: %v, rewrote %d files; want nothing to do", err, len(res.Rewritten))
 	}
@@ -249,7 +249,7 @@ func TestMaintainCompactKeepsDeleteFileOfSurvivingFile(t *testing.T) {
 	}
 	sizeA = st.data[a].df.FileSizeBytes()
 	var res CompactResult
-	e.tbl, res, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{MaxInputBytes: sizeA})
+	e.tbl, res, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{MaxInputBytes: sizeA})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -261,7 +261,7 @@ func TestMaintainCompactKeepsDeleteFileOfSurvivingFile(t *testing.T) {
 		t.Errorf("%d delete files, want the shared one kept", got.DeleteFiles)
 	}
 	// Without the bound B is rewritten too and the delete file goes.
-	e.tbl, res, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{})
+	e.tbl, res, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +280,7 @@ func TestMaintainCompactKeepsDeleteFileOfSurvivingFile(t *testing.T) {
 func TestMaintainCompactConflict(t *testing.T) {
 	e := newMaintainEnv(t)
 	e.workload()
-	_, _, err := e.cat.Compact(e.ctx, e.tbl, CompactOptions{beforeCommit: func(context.Context) error {
+	_, _, err := e.cat.compact(e.ctx, e.tbl, CompactOptions{beforeCommit: func(context.Context) error {
 		e.commit(nil, 0, 1)
 		return nil
 	}})
@@ -311,7 +311,7 @@ func TestMaintainCompactConflict(t *testing.T) {
 			t.Errorf("the failed compaction left data file %s", ent.Name())
 		}
 	}
-	if e.tbl, _, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{}); err != nil {
+	if e.tbl, _, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	if got := e.check("after the second compaction"); got.DeleteFiles != 0 || got.DataFiles != 1 {
@@ -319,7 +319,7 @@ func TestMaintainCompactConflict(t *testing.T) {
 	}
 }
 
-func (e *mtEnv) Reload() (*table.Table, bool, error) { return e.cat.Load(e.ctx, e.tbl.Identifier()) }
+func (e *mtEnv) Reload() (*table.Table, bool, error) { return e.cat.load(e.ctx, e.tbl.Identifier()) }
 
 // referencedByAny reports whether any snapshot of the table references path.
 func referencedByAny(t *testing.T, e *mtEnv, path string) bool {
@@ -357,20 +357,20 @@ func TestMaintainExpireKeepsTheTokenSnapshot(t *testing.T) {
 	marker := e.tbl.CurrentSnapshot().SnapshotID
 	var err error
 	// Two maintenance snapshots on top of the last run's.
-	if e.tbl, _, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{}); err != nil {
+	if e.tbl, _, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	e.commit(nil, 14) // a run
 	token, marker = LastToken(e.tbl), e.tbl.CurrentSnapshot().SnapshotID
-	if e.tbl, _, err = e.cat.Compact(e.ctx, e.tbl, CompactOptions{}); err != nil {
+	if e.tbl, _, err = e.cat.compact(e.ctx, e.tbl, CompactOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if e.tbl, _, err = e.cat.RewriteManifests(e.ctx, e.tbl, false); err != nil {
+	if e.tbl, _, err = e.cat.rewriteManifests(e.ctx, e.tbl, false); err != nil {
 		t.Fatal(err)
 	}
 	before := len(e.tbl.Metadata().Snapshots())
 	// A dry run changes nothing.
-	_, dry, err := e.cat.ExpireSnapshots(e.ctx, e.tbl, ExpireOptions{OlderThan: 0, RetainLast: 1, DryRun: true})
+	_, dry, err := e.cat.expireSnapshots(e.ctx, e.tbl, ExpireOptions{OlderThan: 0, RetainLast: 1, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +378,7 @@ func TestMaintainExpireKeepsTheTokenSnapshot(t *testing.T) {
 		t.Fatalf("dry run: %d snapshots → %d, %d to expire", before, len(t2.Metadata().Snapshots()), len(dry.Expired))
 	}
 	var res ExpireResult
-	if e.tbl, res, err = e.cat.ExpireSnapshots(e.ctx, e.tbl, ExpireOptions{OlderThan: 0, RetainLast: 1}); err != nil {
+	if e.tbl, res, err = e.cat.expireSnapshots(e.ctx, e.tbl, ExpireOptions{OlderThan: 0, RetainLast: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if res.Marker != marker || e.tbl.Metadata().SnapshotByID(marker) == nil {
@@ -400,7 +400,7 @@ func TestMaintainExpireKeepsTheTokenSnapshot(t *testing.T) {
 	e.check("after expiry")
 	// Nothing more to expire: no commit.
 	sid := e.tbl.Metadata().LastUpdatedMillis()
-	if e.tbl, res, err = e.cat.ExpireSnapshots(e.ctx, e.tbl, ExpireOptions{OlderThan: 0, RetainLast: 1}); err != nil || len(res.Expired) != 0 || e.tbl.Metadata().LastUpdatedMillis() != sid {
+	if e.tbl, res, err = e.cat.expireSnapshots(e.ctx, e.tbl, ExpireOptions{OlderThan: 0, RetainLast: 1}); err != nil || len(res.Expired) != 0 || e.tbl.Metadata().LastUpdatedMillis() != sid {
 		t.Errorf("second expiry: %v, expired %v", err, res.Expired)
 	}
 }
@@ -440,7 +440,7 @@ func TestMaintainOrphanFiles(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dry, err := e.cat.RemoveOrphans(e.ctx, e.tbl, OrphanOptions{OlderThan: 72 * time.Hour, DryRun: true})
+	dry, err := e.cat.removeOrphans(e.ctx, e.tbl, OrphanOptions{OlderThan: 72 * time.Hour, DryRun: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,7 +454,7 @@ func TestMaintainOrphanFiles(t *testing.T) {
 	if _, err := os.Stat(stray); err != nil {
 		t.Fatalf("the dry run removed %s", stray)
 	}
-	res, err := e.cat.RemoveOrphans(e.ctx, e.tbl, OrphanOptions{OlderThan: 72 * time.Hour})
+	res, err := e.cat.removeOrphans(e.ctx, e.tbl, OrphanOptions{OlderThan: 72 * time.Hour})
 	if err != nil || res.Removed != 2 {
 		t.Fatalf("removed %d: %v; want 2", res.Removed, err)
 	}
@@ -469,7 +469,7 @@ func TestMaintainOrphanFiles(t *testing.T) {
 		}
 	}
 	e.check("after orphan removal")
-	if _, err := e.cat.RemoveOrphans(e.ctx, e.tbl, OrphanOptions{OlderThan: 0}); err == nil {
+	if _, err := e.cat.removeOrphans(e.ctx, e.tbl, OrphanOptions{OlderThan: 0}); err == nil {
 		t.Error("a zero age threshold was accepted")
 	}
 }
@@ -479,14 +479,14 @@ func TestMaintainRewriteManifests(t *testing.T) {
 	e.workload()
 	var res ManifestsResult
 	var err error
-	if e.tbl, res, err = e.cat.RewriteManifests(e.ctx, e.tbl, false); err != nil {
+	if e.tbl, res, err = e.cat.rewriteManifests(e.ctx, e.tbl, false); err != nil {
 		t.Fatal(err)
 	}
 	if res.DataBefore < 5 || res.DataAfter != 1 || res.Snapshot == 0 {
 		t.Errorf("data manifests %d → %d (snapshot %d); want 5 or more → 1", res.DataBefore, res.DataAfter, res.Snapshot)
 	}
 	e.check("after the manifest rewrite")
-	if _, res, err = e.cat.RewriteManifests(e.ctx, e.tbl, false); err != nil || res.Snapshot != 0 {
+	if _, res, err = e.cat.rewriteManifests(e.ctx, e.tbl, false); err != nil || res.Snapshot != 0 {
 		t.Errorf("second rewrite: %v, snapshot %d; want nothing to do", err, res.Snapshot)
 	}
 }

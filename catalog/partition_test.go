@@ -17,10 +17,10 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/apache/iceberg-go"
-	"github.com/apache/iceberg-go/table"
 
 	"github.com/icemerge/icemerge/catalog"
 	"github.com/icemerge/icemerge/internal/testkit/icecheck"
+	"github.com/icemerge/icemerge/merge"
 )
 
 var partSchema = iceberg.NewSchemaWithIdentifiers(0, []int{1},
@@ -171,7 +171,7 @@ type partEnv struct {
 	t     *testing.T
 	ctx   context.Context
 	cat   *catalog.Catalog
-	tbl   *table.Table
+	tbl   *catalog.Table
 	spec  iceberg.PartitionSpec
 	model map[int32]partRow
 	// seenDeletes are the delete files of earlier commits.
@@ -188,15 +188,15 @@ func newPartEnv(t *testing.T, exprs []string) *partEnv {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { cat.Close() })
-	spec, err := catalog.ParsePartitionSpec(rowsSchema, exprs)
+	stored, err := catalog.StoredSchema(rowsSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tbl, err := cat.Create(ctx, table.Identifier{"db", "t"}, rowsSchema, spec)
+	tbl, err := cat.Create(ctx, "db.t", stored, catalog.Keys(rowsSchema), exprs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &partEnv{t: t, ctx: ctx, cat: cat, tbl: tbl, spec: spec, model: map[int32]partRow{}, seenDeletes: map[string]bool{}}
+	return &partEnv{t: t, ctx: ctx, cat: cat, tbl: tbl, spec: tbl.Iceberg().Spec(), model: map[int32]partRow{}, seenDeletes: map[string]bool{}}
 }
 
 // locate finds the live position of each key.
@@ -209,7 +209,7 @@ func (e *partEnv) locate() map[int32]struct {
 		path string
 		pos  int64
 	}{}
-	_, err := catalog.ScanLive(e.ctx, e.tbl, []string{"id"}, nil, func(path string, cols []arrow.Array, first int64, deleted func(int64) bool) error {
+	_, err := e.tbl.ScanLive(e.ctx, []string{"id"}, nil, func(path string, cols []arrow.Array, first int64, deleted func(int64) bool) error {
 		ids := cols[0].(*array.Int32)
 		for i := range ids.Len() {
 			if pos := first + int64(i); !deleted(pos) {
@@ -280,7 +280,7 @@ func (e *partEnv) check(deletes map[string][]int64) {
 		e.t.Errorf("icecheck reads %d rows %v,\nwant %v", len(ice.Rows), got, want)
 	}
 
-	_, recs, err := e.tbl.Scan().ToArrowRecords(e.ctx)
+	_, recs, err := e.tbl.Iceberg().Scan().ToArrowRecords(e.ctx)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -326,7 +326,7 @@ func (e *partEnv) check(deletes map[string][]int64) {
 			partOf[f.Path] = f
 		}
 	}
-	_, err = catalog.ScanLive(e.ctx, e.tbl, []string{"id", "created_at"}, nil, func(path string, cols []arrow.Array, first int64, deleted func(int64) bool) error {
+	_, err = e.tbl.ScanLive(e.ctx, []string{"id", "created_at"}, nil, func(path string, cols []arrow.Array, first int64, deleted func(int64) bool) error {
 		f, ok := partOf[path]
 		if !ok {
 			return fmt.Errorf("scanned data file %s is not in the manifests", path)
@@ -421,7 +421,8 @@ func TestPartitionedTableRoundTrip(t *testing.T) {
 	}
 }
 
-// Create refuses a spec built against another schema.
+// Create refuses a partition spec naming a column the table lacks, and
+// creates nothing.
 func TestCreateRefusesAForeignSpec(t *testing.T) {
 	dir := t.TempDir()
 	cat, err := catalog.Open(context.Background(), catalog.Config{Kind: catalog.KindSQL, URI: filepath.Join(dir, "c.db"),
@@ -430,12 +431,18 @@ func TestCreateRefusesAForeignSpec(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cat.Close()
-	spec, err := catalog.ParsePartitionSpec(partSchema, []string{"bucket(2, blob)"}) // source 11
+	if _, err := catalog.ParsePartitionSpec(partSchema, []string{"bucket(2, blob)"}); err != nil {
+		t.Fatal(err) // valid for another schema
+	}
+	stored, err := catalog.StoredSchema(rowsSchema)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := cat.Create(context.Background(), table.Identifier{"db", "t"}, rowsSchema, spec); err == nil {
-		t.Error("a spec of another schema was accepted")
+	if _, err := cat.Create(context.Background(), "db.t", stored, []string{"id"}, []string{"bucket(2, blob)"}); !errors.Is(err, catalog.ErrPartitionSpec) {
+		t.Errorf("a spec of another schema: err = %v, want ErrPartitionSpec", err)
+	}
+	if _, ok, err := cat.Load(context.Background(), "db.t"); err != nil || ok {
+		t.Errorf("after the refusal the table exists (%v, %v)", ok, err)
 	}
 }
 
@@ -457,7 +464,7 @@ func TestScanLivePrunesPartitionedTables(t *testing.T) {
 				e.apply(nil, ids)
 			}
 			var seen []int32
-			st, err := catalog.ScanLive(e.ctx, e.tbl, []string{"id"}, &catalog.KeyRange{Column: "id", Lo: int32(12), Hi: int32(14)},
+			st, err := e.tbl.ScanLive(e.ctx, []string{"id"}, &merge.KeyRange{Column: "id", Lo: int32(12), Hi: int32(14)},
 				func(_ string, cols []arrow.Array, _ int64, _ func(int64) bool) error {
 					seen = append(seen, cols[0].(*array.Int32).Int32Values()...)
 					return nil

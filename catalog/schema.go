@@ -136,7 +136,12 @@ func Keys(sc *iceberg.Schema) []string {
 // Evolve adds the columns adds (optional) and widens the columns in widen
 // to their new types, in one schema-only commit (no snapshot: readers see
 // the new columns as null). The run's data commit follows.
-func (c *Catalog) Evolve(ctx context.Context, tbl *table.Table, adds []arrow.Field, widen map[string]arrow.DataType) (*table.Table, error) {
+func (c *Catalog) Evolve(ctx context.Context, t *Table, adds []arrow.Field, widen map[string]arrow.DataType) (*Table, error) {
+	tbl, err := c.evolve(ctx, t.t, adds, widen)
+	return wrap(tbl), err
+}
+
+func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, adds []arrow.Field, widen map[string]arrow.DataType) (*table.Table, error) {
 	tx := tbl.NewTransaction()
 	us := tx.UpdateSchema(true, false)
 	for _, f := range adds {

@@ -27,6 +27,8 @@ import (
 	iceio "github.com/apache/iceberg-go/io"
 	"github.com/apache/iceberg-go/table"
 	"github.com/google/uuid"
+
+	"github.com/icemerge/icemerge/merge"
 )
 
 // Snapshot summary and table property keys icemerge writes. The token is
@@ -66,8 +68,17 @@ var createProps = iceberg.Properties{
 	"commit.retry.num-retries": "0",
 }
 
-// Load loads a table; ok is false when it does not exist.
-func (c *Catalog) Load(ctx context.Context, ident table.Identifier) (*table.Table, bool, error) {
+// Load loads the table NAMESPACE.NAME; ok is false when it does not exist.
+func (c *Catalog) Load(ctx context.Context, name string) (*Table, bool, error) {
+	ident, err := Ident(name)
+	if err != nil {
+		return nil, false, err
+	}
+	tbl, ok, err := c.load(ctx, ident)
+	return wrap(tbl), ok, err
+}
+
+func (c *Catalog) load(ctx context.Context, ident table.Identifier) (*table.Table, bool, error) {
 	tbl, err := c.LoadTable(ctx, ident)
 	switch {
 	case errors.Is(err, icecat.ErrNoSuchTable), errors.Is(err, icecat.ErrNoSuchNamespace):
@@ -78,10 +89,32 @@ func (c *Catalog) Load(ctx context.Context, ident table.Identifier) (*table.Tabl
 	return tbl, true, nil
 }
 
-// Create creates a format-v2 table partitioned by spec (built against sc by
+// Create creates the format-v2 table NAMESPACE.NAME, and its namespace
+// when missing: its columns are the stored schema sc, keys its identifier
+// fields (required), partition its partition spec as Iceberg transforms
+// (day(created_at), bucket(16, id); none: unpartitioned). A bad partition
+// spec is an error wrapping ErrPartitionSpec, before anything is created.
+func (c *Catalog) Create(ctx context.Context, name string, stored *arrow.Schema, keys, partition []string) (*Table, error) {
+	ident, err := Ident(name)
+	if err != nil {
+		return nil, err
+	}
+	sc, err := IcebergSchema(stored, keys)
+	if err != nil {
+		return nil, err
+	}
+	spec, err := ParsePartitionSpec(sc, partition)
+	if err != nil {
+		return nil, fmt.Errorf("table %s: %w", name, err)
+	}
+	tbl, err := c.create(ctx, ident, sc, spec)
+	return wrap(tbl), err
+}
+
+// create creates a format-v2 table partitioned by spec (built against sc by
 // [ParsePartitionSpec]; *iceberg.UnpartitionedSpec for none), and its
 // namespace when missing.
-func (c *Catalog) Create(ctx context.Context, ident table.Identifier, sc *iceberg.Schema, spec iceberg.PartitionSpec) (*table.Table, error) {
+func (c *Catalog) create(ctx context.Context, ident table.Identifier, sc *iceberg.Schema, spec iceberg.PartitionSpec) (*table.Table, error) {
 	opts := []icecat.CreateTableOpt{icecat.WithProperties(maps.Clone(createProps))}
 	if !spec.IsUnpartitioned() {
 		for _, f := range spec.Fields() {
@@ -130,27 +163,6 @@ const (
 	fieldPos      = 2147483545
 )
 
-// LiveRowsFunc receives the live rows of one data file: cols holds the
-// requested columns of rows firstPos… of the file at path; rows for which
-// deleted reports true are deleted by the table's position deletes.
-type LiveRowsFunc func(path string, cols []arrow.Array, firstPos int64, deleted func(int64) bool) error
-
-// KeyRange bounds the values of one column (the first key column) that a
-// scan looks for: data files and row groups whose statistics show no value
-// in [Lo, Hi] are skipped. Lo and Hi are int32, int64 or string, the
-// column's type.
-type KeyRange struct {
-	Column string
-	Lo, Hi any
-}
-
-// ScanStats says how much of the table a scan read.
-type ScanStats struct {
-	Files, FilesPruned         int   // data files read, and skipped by their bounds
-	RowGroups, RowGroupsPruned int   // row groups read, and skipped by their statistics
-	Bytes                      int64 // compressed bytes of the column chunks read
-}
-
 // ScanLive reads the named columns of the data files of the current
 // snapshot that may hold a key in rng (all of them when rng is nil), with
 // the positions of their rows, for finding the rows a batch replaces. Only
@@ -158,8 +170,8 @@ type ScanStats struct {
 // pruned by their column bounds, and iceberg-go's planning may also skip
 // whole identity or truncate partitions of the key column (it projects the
 // range onto them); a bucket partition of the key is not used to prune.
-func ScanLive(ctx context.Context, tbl *table.Table, cols []string, rng *KeyRange, fn LiveRowsFunc) (ScanStats, error) {
-	var st ScanStats
+func ScanLive(ctx context.Context, tbl *table.Table, cols []string, rng *merge.KeyRange, fn merge.LiveRowsFunc) (merge.ScanStats, error) {
+	var st merge.ScanStats
 	if tbl.CurrentSnapshot() == nil {
 		return st, nil
 	}
@@ -284,7 +296,7 @@ func releaseAll(arrs []arrow.Array) {
 }
 
 // rangeFilter is the scan filter lo <= column <= hi.
-func rangeFilter(r *KeyRange) (iceberg.BooleanExpression, error) {
+func rangeFilter(r *merge.KeyRange) (iceberg.BooleanExpression, error) {
 	ref := iceberg.Reference(r.Column)
 	switch lo := r.Lo.(type) {
 	case int32:
@@ -342,7 +354,7 @@ func (p *rowGroupPruner) skip(rg *metadata.RowGroupMetaData, leaf map[int]int) b
 // readColumns reads the columns with the given field IDs from a data file,
 // one row group at a time; a column the file lacks (added later) reads as
 // nulls.
-func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, prune *rowGroupPruner, st *ScanStats, fn func([]arrow.Array, int64) error) (err error) {
+func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, prune *rowGroupPruner, st *merge.ScanStats, fn func([]arrow.Array, int64) error) (err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			err = fmt.Errorf("reading table data file %s: corrupt Parquet: %v", path, p)
@@ -425,7 +437,7 @@ func readColumns(ctx context.Context, fs iceio.IO, path string, ids []int, prune
 // positions.
 func readPositionDeletes(ctx context.Context, fs iceio.IO, path string) (map[string][]int64, error) {
 	out := map[string][]int64{}
-	err := readColumns(ctx, fs, path, []int{fieldFilePath, fieldPos}, nil, &ScanStats{}, func(arrs []arrow.Array, _ int64) error {
+	err := readColumns(ctx, fs, path, []int{fieldFilePath, fieldPos}, nil, &merge.ScanStats{}, func(arrs []arrow.Array, _ int64) error {
 		paths, ok1 := arrs[0].(*array.String)
 		pos, ok2 := arrs[1].(*array.Int64)
 		if !ok1 || !ok2 {
@@ -466,7 +478,8 @@ type WriteStats struct {
 // Prepare writes the change's data files and its position delete files:
 // one for an unpartitioned table, one per partition of the data files it
 // deletes rows of otherwise.
-func (c *Catalog) Prepare(ctx context.Context, tbl *table.Table, ch Change) (*Prepared, error) {
+func (c *Catalog) Prepare(ctx context.Context, t *Table, ch Change) (*Prepared, error) {
+	tbl := t.t
 	p := &Prepared{tbl: tbl}
 	var err error
 	start := time.Now()
@@ -538,7 +551,12 @@ var ErrCommitConflict = errors.New("the table changed during the run")
 // commit. When the outcome is unknown (an error after the request was
 // sent) it reloads the table and reports success if the table shows the
 // token: the commit happened.
-func (c *Catalog) Commit(ctx context.Context, p *Prepared, token string, summary map[string]string) (*table.Table, error) {
+func (c *Catalog) Commit(ctx context.Context, p *Prepared, token string, summary map[string]string) (*Table, error) {
+	t, err := c.commit(ctx, p, token, summary)
+	return wrap(t), err
+}
+
+func (c *Catalog) commit(ctx context.Context, p *Prepared, token string, summary map[string]string) (*table.Table, error) {
 	tbl := p.tbl
 	props := iceberg.Properties{KeyToken: token}
 	maps.Copy(props, summary)
@@ -559,7 +577,7 @@ func (c *Catalog) Commit(ctx context.Context, p *Prepared, token string, summary
 	// The catalog may have applied the commit even though we got an error
 	// (a timeout, a retried request that met its own first attempt): the
 	// table is the judge.
-	reloaded, found, lerr := c.Load(context.WithoutCancel(ctx), tbl.Identifier())
+	reloaded, found, lerr := c.load(context.WithoutCancel(ctx), tbl.Identifier())
 	if lerr == nil && found && LastToken(reloaded) == token {
 		c.log.Warn("the commit reported an error but the table shows this run's token: it committed",
 			"table", Name(tbl), "token", token, "error", err)

@@ -1,13 +1,14 @@
 package main
 
 // Lambda mode: the same binary, deployed as `bootstrap` on the
-// provided.al2023 runtime (make lambda), serves one `icemerge run` per
-// invocation. The event names the run's flags; the function's environment
-// (ICEMERGE_<FLAG>) supplies the rest, exactly as for the command line,
-// because the event is turned into command-line flags and parsed by cmdRun.
-// The answer is the run's JSON report (the --report document). A failure is
-// an error whose Lambda errorType is one of the stable names below, which the
-// Step Functions state machine in deploy/template.yaml retries or catches.
+// provided.al2023 runtime (make lambda), serves one run per invocation. The
+// event names the run's settings by their flag names; the function's
+// environment (ICEMERGE_<FLAG>) supplies the rest, exactly as for the
+// command line: the event is parsed by the same parser into the same
+// options, and the run is the library's. The answer is the run's JSON
+// report. A failure is an error whose Lambda errorType is one of the stable
+// names below, which the Step Functions state machine in
+// deploy/template.yaml retries or catches.
 
 import (
 	"bytes"
@@ -25,8 +26,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambda/messages"
 
-	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/merge"
+	"github.com/icemerge/icemerge"
 )
 
 // The errorType of a failed invocation, as Step Functions sees it in
@@ -51,18 +51,6 @@ const (
 	errTypeFailed = "RunFailed"
 )
 
-// runFlags are the flags of `icemerge run` an event may set.
-// TestLambdaEventFieldsAreTheRunFlags keeps the list equal to cmdRun's flags
-// (less --report: the report is the invocation's answer).
-var runFlags = []string{
-	"source", "table", "key", "order-by", "catalog", "catalog-uri", "warehouse", "bookmark",
-	"dry-run", "max-files", "max-bytes", "source-cache", "partition-rows", "settle-after", "wait", "lock-ttl", "tombstone-ttl", "on-bad-file",
-	"log-level", "log-format", "compact-when-deletes", "compact-when-files",
-	// A whole database in one invocation (no table): --config names a file
-	// in the function's package or /tmp.
-	"config", "namespace", "table-prefix", "parallel", "include", "exclude",
-}
-
 // lambdaError is a failed invocation: the stable errorType and the error.
 type lambdaError struct {
 	Type string
@@ -77,7 +65,7 @@ func (e *lambdaError) Unwrap() error { return e.Err }
 // sent) before Lambda kills the process.
 const deadlineMargin = 10 * time.Second
 
-// lambdaHandler runs one table per invocation.
+// lambdaHandler runs one table (or one database) per invocation.
 type lambdaHandler struct {
 	env    func(string) (string, bool) // the function's environment (ICEMERGE_*, AWS_*)
 	stderr io.Writer                   // logs and summary lines: CloudWatch Logs
@@ -88,7 +76,7 @@ type lambdaHandler struct {
 // calls it when AWS_LAMBDA_RUNTIME_API is set.
 func lambdaMain() {
 	h := lambdaHandler{env: os.LookupEnv, stderr: os.Stderr}
-	lambda.Start(func(ctx context.Context, event json.RawMessage) (*Report, error) {
+	lambda.Start(func(ctx context.Context, event json.RawMessage) (*icemerge.Report, error) {
 		rep, err := h.invoke(ctx, event)
 		return rep, toInvokeError(err)
 	})
@@ -109,8 +97,13 @@ func toInvokeError(err error) error {
 }
 
 // invoke runs the event's table and returns the run's report.
-func (h lambdaHandler) invoke(ctx context.Context, event []byte) (*Report, error) {
-	args, err := eventArgs(event)
+func (h lambdaHandler) invoke(ctx context.Context, event []byte) (*icemerge.Report, error) {
+	started := time.Now()
+	fields, err := runFlags()
+	if err != nil {
+		return nil, &lambdaError{Type: errTypeFailed, Err: err}
+	}
+	args, err := eventArgs(event, fields)
 	if err != nil {
 		return nil, &lambdaError{Type: errTypeUsage, Err: err}
 	}
@@ -120,59 +113,85 @@ func (h lambdaHandler) invoke(ctx context.Context, event []byte) (*Report, error
 		runCtx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
 		defer cancel()
 	}
-	// --report - puts the report alone on stdout and the summary lines on
-	// stderr; a flag on the command line wins over ICEMERGE_REPORT.
-	var out bytes.Buffer
-	runErr := cmdRun(runCtx, append(args, "--report=-"), h.env, &out, h.stderr)
-	var rep *Report
-	if out.Len() > 0 {
-		rep = new(Report)
-		if err := json.Unmarshal(out.Bytes(), rep); err != nil {
-			return nil, &lambdaError{Type: errTypeFailed, Err: errors.Join(runErr, fmt.Errorf("decoding the run report: %w", err))}
-		}
+	var g grammar
+	var help bytes.Buffer
+	parser, err := newParser(&g, h.env, &help, &help)
+	if err != nil {
+		return nil, &lambdaError{Type: errTypeFailed, Err: err}
+	}
+	if _, err := parser.Parse(append([]string{"run"}, args...)); err != nil {
+		return nil, classify(runCtx, fmt.Errorf("%w: %w", icemerge.ErrUsage, err))
+	}
+	a := &app{ctx: runCtx, env: h.env, stdout: h.stderr, stderr: h.stderr, globals: g.globals, log: g.globals.logger(h.stderr)}
+	rep, runErr := runReport(a, g.Run.DatabaseOptions, h.stderr)
+	var out *icemerge.Report
+	if rep != nil {
+		r := rep.at(started)
+		out = &r
 	}
 	if runErr == nil {
-		return rep, nil
+		return out, nil
 	}
-	if rep != nil {
+	if out != nil {
 		// The answer of a failed invocation is the error alone: keep the
 		// report in the log, on one line (one log event).
-		var line bytes.Buffer
-		if json.Compact(&line, out.Bytes()) != nil {
-			line.Reset()
-			line.Write(bytes.TrimSpace(out.Bytes()))
+		if line, err := json.Marshal(out); err == nil {
+			fmt.Fprintf(h.stderr, "icemerge: run report: %s\n", line)
 		}
-		fmt.Fprintf(h.stderr, "icemerge: run report: %s\n", line.Bytes())
 	}
 	return nil, classify(runCtx, runErr)
 }
 
 // classify maps a run's error to its errorType, as cli maps it to an exit
-// code.
+// code, by icemerge.Classify.
 func classify(ctx context.Context, err error) *lambdaError {
-	switch {
-	case errors.Is(err, errUsage):
+	switch icemerge.Classify(ctx, err) {
+	case icemerge.Usage:
 		return &lambdaError{Type: errTypeUsage, Err: fmt.Errorf("%w (a flag --name is the event field \"name\": fix the event or the function's ICEMERGE_* environment)", err)}
-	case errors.Is(err, bookmark.ErrLocked):
+	case icemerge.Locked:
 		return &lambdaError{Type: errTypeLocked, Err: fmt.Errorf("%w (nothing was done; retry later)", err)}
-	case ctx.Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)):
+	case icemerge.Cancelled:
 		return &lambdaError{Type: errTypeCancelled, Err: fmt.Errorf("the run did not finish before the function's timeout: %w "+
 			"(nothing partial was committed; raise the timeout, set max-files, or run the table as a container task)", err)}
-	}
-	var bad *merge.InputError
-	if errors.As(err, &bad) {
+	case icemerge.BadInput:
 		return &lambdaError{Type: errTypeBadInput, Err: fmt.Errorf("%w (fix or remove the object, or rerun with \"on-bad-file\": \"quarantine\")", err)}
 	}
 	return &lambdaError{Type: errTypeFailed, Err: err}
 }
 
+// runFlags are the flags of `icemerge run` an event may set: every one but
+// --report (the report is the invocation's answer) and --help.
+func runFlags() ([]string, error) {
+	var g grammar
+	parser, err := newParser(&g, func(string) (string, bool) { return "", false }, io.Discard, io.Discard)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, n := range parser.Model.Children {
+		if n.Name != "run" {
+			continue
+		}
+		for _, f := range n.AllFlags(false) {
+			for _, fl := range f {
+				if fl.Name != "report" && fl.Name != "help" {
+					names = append(names, fl.Name)
+				}
+			}
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
 // eventArgs turns the event, a JSON object of run flags, into command-line
-// flags for cmdRun: {"table": "test_db.users", "max-files": "10"} is
-// --table=test_db.users --max-files=10. Names are the flags' names; an
-// underscore may stand for a dash (max_files). Values are strings; numbers
-// and booleans are taken as written. An unknown or repeated field, or a
-// value of another kind, is an error. An empty event or null sets no flag.
-func eventArgs(event []byte) ([]string, error) {
+// flags: {"table": "test_db.users", "max-files": "10"} is
+// --table=test_db.users --max-files=10. Names are the flags' names (fields);
+// an underscore may stand for a dash (max_files). Values are strings;
+// numbers and booleans are taken as written. An unknown or repeated field,
+// or a value of another kind, is an error. An empty event or null sets no
+// flag.
+func eventArgs(event []byte, fields []string) ([]string, error) {
 	event = bytes.TrimSpace(event)
 	if len(event) == 0 || string(event) == "null" {
 		return nil, nil
@@ -194,11 +213,11 @@ func eventArgs(event []byte) ([]string, error) {
 			return nil, fmt.Errorf("the event is not valid JSON: %v where a field name belongs", tok)
 		}
 		name := strings.ReplaceAll(field, "_", "-")
-		if !slices.Contains(runFlags, name) {
+		if !slices.Contains(fields, name) {
 			if name == "report" {
 				return nil, fmt.Errorf("event field %q: the report is the invocation's answer; remove the field", field)
 			}
-			return nil, fmt.Errorf("event field %q is not a flag of icemerge run: use %s", field, strings.Join(runFlags, ", "))
+			return nil, fmt.Errorf("event field %q is not a flag of icemerge run: use %s", field, strings.Join(fields, ", "))
 		}
 		if prev, ok := seen[name]; ok {
 			return nil, fmt.Errorf("event field %q repeats %q: give each flag once", field, prev)

@@ -15,7 +15,7 @@ func TestLogFormat(t *testing.T) {
 		json   bool
 	}{{"auto", true}, {"json", true}, {"text", false}} {
 		var b bytes.Buffer
-		Common{LogLevel: "info", LogFormat: c.format}.logger(&b).Info("committed", "snapshot", 7)
+		globals{LogLevel: "info", LogFormat: c.format}.logger(&b).Info("committed", "snapshot", 7)
 		line := strings.TrimSpace(b.String())
 		var m map[string]any
 		isJSON := json.Unmarshal([]byte(line), &m) == nil

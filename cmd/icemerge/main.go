@@ -1,5 +1,8 @@
 // Command icemerge applies the change files AWS DMS writes to S3 to an
-// Apache Iceberg table, one atomic MERGE commit per run. See README.md.
+// Apache Iceberg table, one atomic MERGE commit per run. It is a thin shell
+// over package icemerge: cli.go reads the command line into the library's
+// options and writes the results, lambda.go serves Lambda invocations.
+// See README.md and docs/reference.md.
 package main
 
 import (
@@ -35,8 +38,8 @@ func main() {
 }
 
 // profile writes a CPU profile to $ICEMERGE_CPU_PROFILE and a heap profile
-// to $ICEMERGE_HEAP_PROFILE at exit, for performance work (README,
-// Development).
+// to $ICEMERGE_HEAP_PROFILE at exit, for performance work
+// (docs/development.md).
 func profile() func() {
 	var done []func()
 	if path := os.Getenv("ICEMERGE_CPU_PROFILE"); path != "" {

@@ -1,0 +1,535 @@
+package icemerge
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/alecthomas/kong"
+
+	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
+)
+
+// The options of every command are plain structs. Their struct tags carry
+// each setting's flag name, default and help: the command line (kong), the
+// ICEMERGE_* environment, the Lambda event and New*Options all read the
+// same tags, so a default is written once. Validate reports every problem
+// at once, before any I/O.
+
+// Common are the settings every command on a table shares.
+type Common struct {
+	Table      string `help:"The Iceberg table, NAMESPACE.NAME in lower case (e.g. test_db.users)." placeholder:"NS.NAME"`
+	Catalog    string `help:"The catalog: sql (a SQLite file or a PostgreSQL database, see --catalog-uri) or glue (the AWS Glue Data Catalog)." default:"sql" placeholder:"KIND"`
+	CatalogURI string `name:"catalog-uri" help:"The sql catalog's database: a SQLite file, or postgres://USER@HOST:5432/DATABASE." default:"icemerge.db" placeholder:"URI"`
+	Warehouse  string `help:"Where new tables are created: a path, file:// or s3:// (default: file://<current folder>/warehouse)." placeholder:"URI"`
+	Bookmark   string `help:"The folder of the bookmarks and run locks: a path, file:// or s3:// (default: <warehouse>/_icemerge)." placeholder:"URI"`
+
+	// S3Endpoint is AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), read once by
+	// Complete: a custom endpoint (MinIO) also switches S3 to path-style
+	// addressing.
+	S3Endpoint string `kong:"-" json:"-"`
+}
+
+// Complete fills the settings that derive from others or from the
+// environment (env is os.LookupEnv in production): the default warehouse
+// and bookmark folder, and the S3 endpoint.
+func (c *Common) Complete(env func(string) (string, bool)) error {
+	if v, ok := env("AWS_ENDPOINT_URL_S3"); ok && v != "" {
+		c.S3Endpoint = v
+	} else if v, ok := env("AWS_ENDPOINT_URL"); ok {
+		c.S3Endpoint = v
+	}
+	if c.Warehouse == "" {
+		wd, err := os.Getwd()
+		if err != nil {
+			return fmt.Errorf("finding the default --warehouse: %w (pass --warehouse)", err)
+		}
+		c.Warehouse = "file://" + filepath.Join(wd, "warehouse")
+	}
+	if c.Bookmark == "" {
+		c.Bookmark = strings.TrimSuffix(c.Warehouse, "/") + "/_icemerge"
+	}
+	return nil
+}
+
+// validate checks the common settings, with --table optional unless
+// needTable (a whole-database run names its tables itself). An empty
+// --warehouse or --bookmark is one Complete has not filled yet. (Common
+// has no Validate of its own: each command's options have one, which the
+// command line's parser calls too.)
+func (c Common) validate(needTable bool) error {
+	var errs []error
+	switch {
+	case c.Table == "" && !needTable:
+	case c.Table == "":
+		errs = append(errs, errors.New("--table is required: NAMESPACE.NAME, e.g. test_db.users"))
+	default:
+		if _, err := catalog.Ident(c.Table); err != nil {
+			errs = append(errs, fmt.Errorf("--table: %w", err))
+		}
+		if c.Table != strings.ToLower(c.Table) {
+			errs = append(errs, fmt.Errorf("--table %q: use lower case, as Glue and Athena store names", c.Table))
+		}
+	}
+	switch c.Catalog {
+	case catalog.KindSQL, catalog.KindGlue:
+	default:
+		errs = append(errs, fmt.Errorf("--catalog %q: use sql or glue", c.Catalog))
+	}
+	for _, l := range []struct{ flag, uri string }{{"--warehouse", c.Warehouse}, {"--bookmark", c.Bookmark}} {
+		if l.uri == "" {
+			continue
+		}
+		if _, err := source.ParseLocation(l.uri); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", l.flag, err))
+		}
+	}
+	if c.Catalog == catalog.KindSQL {
+		if catalog.IsPostgresURI(c.CatalogURI) {
+			if err := catalog.CheckPostgresURI(c.CatalogURI); err != nil {
+				errs = append(errs, fmt.Errorf("--catalog-uri: %w", err))
+			}
+		} else if l, err := source.ParseLocation(c.CatalogURI); err != nil || l.S3 {
+			// Redacted: a URI of another database may hold a password.
+			errs = append(errs, fmt.Errorf("--catalog-uri %q: the sql catalog is a local SQLite file (a path or file://) or a PostgreSQL database (postgres://USER@HOST:5432/DATABASE)",
+				catalog.RedactURI(c.CatalogURI)))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// minLockTTL is the shortest run lock lease accepted.
+const minLockTTL = 10 * time.Second
+
+// The values of --on-bad-file.
+const (
+	OnBadFileFail       = "fail"
+	OnBadFileQuarantine = "quarantine"
+)
+
+// RunOptions are the settings of a run of one table (`icemerge run`).
+type RunOptions struct {
+	Common `embed:""`
+
+	Source string `help:"The DMS folder of one table (with --table), or the schema folder of a whole database: a path, file:// or s3://." placeholder:"URI"`
+	// Keys are the primary key columns, used to create the table (an
+	// existing table's own key is used).
+	Keys Columns `name:"key" help:"The primary key column(s), comma-separated; used to create the table." placeholder:"COL,..."`
+	// OrderBy orders a key's changes; empty is source order only.
+	OrderBy Columns `name:"order-by" help:"The column(s) ordering the changes of a key, comma-separated; 'source' for source order only." default:"updated_at" placeholder:"COL,..."`
+	DryRun  bool    `help:"Print the plan and write nothing."`
+	// MaxFiles and MaxBytes bound a run's batch (0: no bound); a batch
+	// holds at least one file.
+	MaxFiles int      `help:"Apply at most this many files per run, in source order (0: all)." default:"0" placeholder:"N"`
+	MaxBytes ByteSize `help:"Apply files in source order until the next would pass this size (e.g. 512MiB, 2GiB); at least one file (0: all)." default:"0" placeholder:"SIZE"`
+	// SourceCache: the decoded rows of source files kept from the first
+	// read, up to this many bytes, so their winners are written without
+	// reading them again.
+	SourceCache ByteSize `help:"Keep the decoded rows of the first source files read, up to this size, so writing their winning rows does not read them again (0: read again)." default:"256MiB" placeholder:"SIZE"`
+	// PartitionRows: a batch of more changes is planned in key-hash
+	// partitions of about this many (0: never).
+	PartitionRows int           `help:"Plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)." default:"2000000" placeholder:"N"`
+	SettleAfter   time.Duration `help:"List only after keys applied this long ago (0: list the whole folder every run)." default:"15m"`
+	Wait          time.Duration `help:"Wait this long for another run of the table to finish (0: exit 3 at once)." default:"0s"`
+	LockTTL       time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed while running; a run that died frees the table after it." default:"10m"`
+	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
+	TombstoneTTL time.Duration `help:"Remember deleted keys this long, so older changes arriving late do not revive them (0: off)." default:"168h"`
+	// OnBadFile is what a file with bad input does to the run.
+	OnBadFile string `help:"A file with bad input (corrupt, unknown Op, null key, invalid UTF-8, clashing type): fail the run, or quarantine: skip it, record it in the bookmark and go on." default:"fail" enum:"fail,quarantine" placeholder:"fail|quarantine"`
+	// CompactWhenDeletes and CompactWhenFiles compact the table at the end
+	// of a run that committed, when it has this many files (0: never).
+	CompactWhenDeletes int `help:"After a commit, compact the table when it has at least this many delete files (0: never)." default:"0" placeholder:"N"`
+	CompactWhenFiles   int `help:"After a commit, compact the table when it has at least this many data files (0: never)." default:"0" placeholder:"N"`
+
+	// Partition is the partition spec of a new table (Iceberg transforms),
+	// from a whole-database run's config.
+	Partition []string `kong:"-" json:"-"`
+}
+
+// NewRunOptions are the defaults of a run.
+func NewRunOptions() RunOptions {
+	var o RunOptions
+	applyDefaults(&o)
+	return o
+}
+
+// applyDefaults fills o from its struct tags' defaults, as the command
+// line's parser does (without validating: a default options struct names
+// no table or source yet).
+func applyDefaults(o any) {
+	err := func() error {
+		app, err := kong.New(o)
+		if err != nil {
+			return err
+		}
+		ctx, err := kong.Trace(app, nil)
+		if err != nil {
+			return err
+		}
+		return ctx.ApplyDefaults()
+	}()
+	if err != nil {
+		panic(fmt.Sprintf("icemerge: the defaults in the options' tags do not parse: %v", err)) // a bug, caught by TestDefaults
+	}
+}
+
+// Validate reports every problem at once.
+func (o RunOptions) Validate() error {
+	errs := []error{o.Common.validate(false)}
+	if o.SourceCache < 0 {
+		errs = append(errs, fmt.Errorf("--source-cache %d: use 0 (read every file again) or more", o.SourceCache))
+	}
+	if o.PartitionRows < 0 {
+		errs = append(errs, fmt.Errorf("--partition-rows %d: use 0 (one partition) or more", o.PartitionRows))
+	}
+	if o.Source == "" {
+		errs = append(errs, errors.New("--source is required: the DMS folder of one table (with --table), or the schema folder of a whole database"))
+	} else if _, err := source.ParseLocation(o.Source); err != nil {
+		errs = append(errs, fmt.Errorf("--source: %w", err))
+	}
+	for _, k := range o.Keys {
+		if k == "" {
+			errs = append(errs, errors.New("--key has an empty column name"))
+		}
+	}
+	for _, k := range o.OrderBy {
+		if k == "" {
+			errs = append(errs, errors.New("--order-by has an empty column name"))
+		}
+		if slices.Contains(o.Keys, k) {
+			errs = append(errs, fmt.Errorf("--order-by column %q is a key column: it cannot order the changes of one key", k))
+		}
+	}
+	if o.MaxFiles < 0 {
+		errs = append(errs, errors.New("--max-files must be 0 (no bound) or more"))
+	}
+	if o.MaxBytes < 0 {
+		errs = append(errs, errors.New("--max-bytes must be 0 (no bound) or more"))
+	}
+	if o.SettleAfter < 0 || o.Wait < 0 || o.TombstoneTTL < 0 {
+		errs = append(errs, errors.New("--settle-after, --wait and --tombstone-ttl cannot be negative"))
+	}
+	switch o.OnBadFile {
+	case "", OnBadFileFail, OnBadFileQuarantine: // "": fail
+	default:
+		errs = append(errs, fmt.Errorf("--on-bad-file %q: use fail or quarantine", o.OnBadFile))
+	}
+	if o.LockTTL < minLockTTL {
+		errs = append(errs, fmt.Errorf("--lock-ttl %s: use at least %s", o.LockTTL, minLockTTL))
+	}
+	if o.CompactWhenDeletes < 0 || o.CompactWhenFiles < 0 {
+		errs = append(errs, errors.New("--compact-when-deletes and --compact-when-files must be 0 (never) or more"))
+	}
+	return usage(errors.Join(errs...))
+}
+
+// Bounds names the bounds of a run's batch, for messages: "--max-files 10".
+func (o RunOptions) Bounds() string {
+	var b []string
+	if o.MaxFiles > 0 {
+		b = append(b, fmt.Sprintf("--max-files %d", o.MaxFiles))
+	}
+	if o.MaxBytes > 0 {
+		b = append(b, fmt.Sprintf("--max-bytes %d", o.MaxBytes))
+	}
+	return strings.Join(b, ", ")
+}
+
+// DatabaseOptions are the settings of a whole-database run: RunOptions
+// for every table (less --table), and how the schema folder's table
+// folders map to tables. The flags override the --config file.
+type DatabaseOptions struct {
+	RunOptions `embed:""`
+
+	Config      string `help:"Whole database: a YAML file of per-table settings (key, order_by, target, partition) and include/exclude lists." placeholder:"FILE"`
+	Namespace   string `help:"Whole database: the tables' namespace (default: the schema folder's name)." placeholder:"NS"`
+	TablePrefix string `help:"Whole database: a prefix of every table's name (<namespace>.<prefix><folder>)." placeholder:"PREFIX"`
+	Parallel    int    `help:"Whole database: how many tables run at once (default 2)." default:"0" placeholder:"N"`
+	Include     []string `help:"Whole database: only these table folders, comma-separated shell patterns." placeholder:"PATTERN,..."`
+	Exclude     []string `help:"Whole database: not these table folders, comma-separated shell patterns." placeholder:"PATTERN,..."`
+}
+
+// Whole reports whether any setting of a whole-database run is set.
+func (o DatabaseOptions) Whole() bool {
+	return o.Config != "" || o.Namespace != "" || o.TablePrefix != "" || o.Parallel != 0 || len(o.Include) > 0 || len(o.Exclude) > 0
+}
+
+// The steps of `icemerge maintain`, in the order they run: compaction first
+// (it leaves the files it replaced to the older snapshots), then the
+// manifests, then expiry (which drops those snapshots and deletes the files
+// only they used), then orphans (what no snapshot references any more).
+const (
+	StepCompact   = "compact"
+	StepManifests = "manifests"
+	StepExpire    = "expire"
+	StepOrphans   = "orphans"
+)
+
+// AllSteps are the maintenance steps, in the order they run.
+var AllSteps = []string{StepCompact, StepManifests, StepExpire, StepOrphans}
+
+// minOrphanAge is the youngest --orphan-older-than accepted.
+const minOrphanAge = time.Hour
+
+// MaintainOptions are the settings of `icemerge maintain`.
+type MaintainOptions struct {
+	Common `embed:""`
+
+	DryRun bool `help:"Print what each step would do and change nothing (no lock taken)."`
+	// Steps are a subset of AllSteps; they run in AllSteps' order.
+	Steps Columns `name:"only" help:"The steps to run, comma-separated: compact,manifests,expire,orphans." default:"compact,manifests,expire,orphans" placeholder:"STEP,..."`
+
+	TargetFileSize  ByteSize `help:"compact: the size of the new data files." default:"128MiB" placeholder:"SIZE"`
+	SmallFileSize   ByteSize `help:"compact: data files below this size are merged (0: 3/4 of --target-file-size)." default:"0" placeholder:"SIZE"`
+	MinInputFiles   int      `help:"compact: merge small files only when there are at least this many (files with deleted rows are always rewritten)." default:"2" placeholder:"N"`
+	MaxCompactBytes ByteSize `help:"compact: read at most this many bytes of data files in one maintenance, files with the most deleted rows first (0: no bound)." default:"0" placeholder:"SIZE"`
+	// ExpireOlderThan and RetainLast: snapshots older than this expire,
+	// beyond the newest RetainLast (and never the one holding the last
+	// bookmark token, nor those after it).
+	ExpireOlderThan Days `help:"expire: snapshots older than this go (a duration: 168h, or days: 7d)." default:"7d" placeholder:"AGE"`
+	RetainLast      int  `help:"expire: always keep this many of the newest snapshots." default:"5" placeholder:"N"`
+	// OrphanOlderThan protects unreferenced files younger than this: a
+	// commit in flight (another writer's) has not referenced them yet.
+	OrphanOlderThan Days          `help:"orphans: delete unreferenced files only when older than this (at least 1h)." default:"3d" placeholder:"AGE"`
+	Wait            time.Duration `help:"Wait this long for a run of the table to finish (0: exit 3 at once)." default:"0s"`
+	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed while maintaining." default:"10m"`
+}
+
+// NewMaintainOptions are the defaults of a maintenance.
+func NewMaintainOptions() MaintainOptions {
+	var o MaintainOptions
+	applyDefaults(&o)
+	return o
+}
+
+// Validate reports every problem at once.
+func (o MaintainOptions) Validate() error {
+	errs := []error{o.Common.validate(true)}
+	if len(o.Steps) == 0 {
+		errs = append(errs, fmt.Errorf("--only names no step: use some of %s", strings.Join(AllSteps, ",")))
+	}
+	for _, s := range o.Steps {
+		if !slices.Contains(AllSteps, s) {
+			errs = append(errs, fmt.Errorf("--only: unknown step %q: use %s", s, strings.Join(AllSteps, ", ")))
+		}
+	}
+	if o.TargetFileSize <= 0 {
+		errs = append(errs, errors.New("--target-file-size must be positive"))
+	}
+	if o.SmallFileSize < 0 || (o.SmallFileSize > 0 && o.SmallFileSize > o.TargetFileSize) {
+		errs = append(errs, errors.New("--small-file-size must be between 0 (3/4 of --target-file-size) and --target-file-size"))
+	}
+	if o.MinInputFiles < 1 {
+		errs = append(errs, errors.New("--min-input-files must be at least 1"))
+	}
+	if o.MaxCompactBytes < 0 {
+		errs = append(errs, errors.New("--max-compact-bytes must be 0 (no bound) or more"))
+	}
+	if o.ExpireOlderThan < 0 || o.Wait < 0 {
+		errs = append(errs, errors.New("--expire-older-than and --wait cannot be negative"))
+	}
+	if o.RetainLast < 1 {
+		errs = append(errs, errors.New("--retain-last must be at least 1"))
+	}
+	if time.Duration(o.OrphanOlderThan) < minOrphanAge {
+		errs = append(errs, fmt.Errorf("--orphan-older-than %s: use at least %s, so the files of a commit in flight are never deleted", time.Duration(o.OrphanOlderThan), minOrphanAge))
+	}
+	if o.LockTTL < minLockTTL {
+		errs = append(errs, fmt.Errorf("--lock-ttl %s: use at least %s", o.LockTTL, minLockTTL))
+	}
+	return usage(errors.Join(errs...))
+}
+
+// compact is the compaction the options ask for.
+func (o MaintainOptions) compact() catalog.CompactOptions {
+	return catalog.CompactOptions{TargetFileSize: int64(o.TargetFileSize), SmallFileSize: int64(o.SmallFileSize),
+		MinInputFiles: o.MinInputFiles, MaxInputBytes: int64(o.MaxCompactBytes), DryRun: o.DryRun}
+}
+
+// StatusOptions are the settings of `icemerge status`.
+type StatusOptions struct {
+	Common `embed:""`
+
+	Source string `help:"The DMS folder of the table: a path, file:// or s3://; its files not applied yet are counted." placeholder:"URI"`
+}
+
+// Validate reports every problem at once.
+func (o StatusOptions) Validate() error {
+	errs := []error{o.Common.validate(true)}
+	if o.Source == "" {
+		errs = append(errs, errors.New("--source is required: the DMS folder of the table, to count the files not applied yet"))
+	} else if _, err := source.ParseLocation(o.Source); err != nil {
+		errs = append(errs, fmt.Errorf("--source: %w", err))
+	}
+	return usage(errors.Join(errs...))
+}
+
+// RewindOptions are the settings of `icemerge bookmark rewind`.
+type RewindOptions struct {
+	Common `embed:""`
+
+	// To: the CDC files named after it are applied again. RFC 3339 or the
+	// DMS name form yyyyMMdd-HHmmssSSS (UTC).
+	To string `help:"Apply the CDC files named after this time again: RFC 3339 (2024-08-14T00:26:00Z) or yyyyMMdd-HHmmssSSS (UTC)." placeholder:"TIME"`
+	// Source is optional: with it the rewind can reach into settled
+	// history and count what the next run will process.
+	Source string `help:"The DMS folder of the table: lets the rewind reach settled history and count what the next run processes." placeholder:"URI"`
+}
+
+// Validate reports every problem at once.
+func (o RewindOptions) Validate() error {
+	errs := []error{o.Common.validate(true)}
+	if o.To == "" {
+		errs = append(errs, errors.New("--to is required: the time after which applied CDC files are applied again, RFC 3339 (2024-08-14T00:26:00Z) or the DMS name form (20240814-002600000)"))
+	} else if _, err := ParseRewindTime(o.To); err != nil {
+		errs = append(errs, fmt.Errorf("--to: %w", err))
+	}
+	if o.Source != "" {
+		if _, err := source.ParseLocation(o.Source); err != nil {
+			errs = append(errs, fmt.Errorf("--source: %w", err))
+		}
+	}
+	return usage(errors.Join(errs...))
+}
+
+// ParseRewindTime reads --to: RFC 3339 (any offset), or the time of a DMS
+// CDC file name, yyyyMMdd-HHmmssSSS in UTC (with or without .parquet and
+// folders, so a key can be pasted).
+func ParseRewindTime(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t.UTC(), nil
+	}
+	if t, ok := source.CDCTime(s); ok {
+		return t, nil
+	}
+	if t, ok := source.ParseCDCTime(s); ok {
+		return t, nil
+	}
+	return time.Time{}, fmt.Errorf("%q is not a time: use RFC 3339 (2024-08-14T00:26:00Z, 2024-08-14T02:26:00.123+02:00) or the DMS name form yyyyMMdd-HHmmssSSS in UTC (20240814-002600000)", s)
+}
+
+// TableOptions are the settings of a command on one table that needs no
+// more: `icemerge bookmark show` and `icemerge bookmark reset`.
+type TableOptions struct {
+	Common `embed:""`
+}
+
+// Validate reports every problem at once.
+func (o TableOptions) Validate() error { return usage(o.Common.validate(true)) }
+
+// ShowOptions are the settings of `icemerge show`.
+type ShowOptions struct {
+	Common `embed:""`
+
+	Limit int `help:"Print at most this many rows." default:"100" placeholder:"N"`
+}
+
+// Validate reports every problem at once.
+func (o ShowOptions) Validate() error {
+	errs := []error{o.Common.validate(true)}
+	if o.Limit < 0 {
+		errs = append(errs, errors.New("--limit must be 0 or more"))
+	}
+	return usage(errors.Join(errs...))
+}
+
+// Columns is a list of column names: on the command line comma-separated,
+// trimmed and lower-cased, as Glue and Athena store names. "source" alone
+// (for --order-by) is the empty list: source order.
+type Columns []string
+
+// UnmarshalText reads a comma-separated list.
+func (c *Columns) UnmarshalText(b []byte) error {
+	*c = SplitColumns(string(b))
+	if len(*c) == 1 && (*c)[0] == "source" {
+		*c = Columns{}
+	}
+	return nil
+}
+
+// SplitColumns splits a comma-separated list of column names, trimmed and
+// lower-cased.
+func SplitColumns(s string) []string {
+	if strings.TrimSpace(s) == "" {
+		return nil
+	}
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		out = append(out, strings.ToLower(strings.TrimSpace(p)))
+	}
+	return out
+}
+
+// ByteSize is a size: 134217728, 128MiB, 64KiB, 1GiB (powers of 1024), or
+// 2GB, 500MB (powers of 1000).
+type ByteSize int64
+
+// UnmarshalText reads a size.
+func (s *ByteSize) UnmarshalText(b []byte) error {
+	v := strings.TrimSpace(string(b))
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"GB", 1e9}, {"MB", 1e6}, {"kB", 1e3}, {"KB", 1e3}, {"B", 1}} {
+		if n, ok := strings.CutSuffix(v, u.suffix); ok {
+			v, mult = strings.TrimSpace(n), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("%q is not a size: want a byte count such as 134217728, 128MiB or 1GiB", string(b))
+	}
+	*s = ByteSize(n * mult)
+	return nil
+}
+
+// String is the size in the largest binary unit that divides it: 256MiB.
+func (s ByteSize) String() string {
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if s != 0 && int64(s)%u.mult == 0 {
+			return strconv.FormatInt(int64(s)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(s), 10)
+}
+
+// Days is a duration that also takes whole days: 7d.
+type Days time.Duration
+
+// UnmarshalText reads a duration or a number of days.
+func (d *Days) UnmarshalText(b []byte) error {
+	v := strings.TrimSpace(string(b))
+	if n, ok := strings.CutSuffix(v, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return fmt.Errorf("%q: want a duration such as 72h, 90m or 3d", v)
+		}
+		*d = Days(time.Duration(days) * 24 * time.Hour)
+		return nil
+	}
+	dur, err := time.ParseDuration(v)
+	if err != nil {
+		return fmt.Errorf("%q: want a duration such as 72h, 90m or 3d", v)
+	}
+	*d = Days(dur)
+	return nil
+}
+
+// String is the duration, in days when whole.
+func (d Days) String() string {
+	if t := time.Duration(d); t > 0 && t%(24*time.Hour) == 0 {
+		return strconv.Itoa(int(t/(24*time.Hour))) + "d"
+	}
+	return time.Duration(d).String()
+}

@@ -1,0 +1,233 @@
+package icemerge
+
+import (
+	"context"
+	"errors"
+	"iter"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
+	"github.com/icemerge/icemerge/merge"
+)
+
+// readWorkers is how many source objects are read at once: decoding is
+// CPU-bound, one core per file.
+const readWorkers = 2
+
+// readFiles reads the objects, readWorkers at a time, and returns them in
+// source order. Errors are handled in source order too, so the first bad
+// object in source order is the one a failing run names.
+// Files whose decoded rows fit in cache bytes (in all) are kept whole, so
+// writing their winners need not read them again; the others keep only the
+// keep columns.
+func readFiles(ctx context.Context, src Source, objs []source.Object, keep []string, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+	type result struct {
+		f   *merge.File
+		err error
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make([]chan result, len(objs))
+	for i := range results {
+		results[i] = make(chan result, 1)
+	}
+	next := make(chan int)
+	var cached atomic.Int64
+	var wg sync.WaitGroup
+	for range min(readWorkers, len(objs)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				f, err := readFile(ctx, src, objs[i].Key)
+				if err == nil {
+					sz := int64(0)
+					for _, r := range f.Records {
+						sz += recordBytes(r)
+					}
+					if cached.Add(sz) > cache {
+						cached.Add(-sz)
+						f.Project(keep)
+					}
+				}
+				results[i] <- result{f, err}
+			}
+		}()
+	}
+	go func() {
+		defer close(next)
+		for i := range objs {
+			select {
+			case next <- i:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	var files []*merge.File
+	var failed error
+	for i, o := range objs {
+		if failed != nil {
+			break
+		}
+		r := <-results[i]
+		if r.err != nil {
+			if failed = bad.skip(o.Key, r.err); failed != nil {
+				cancel()
+			}
+			continue
+		}
+		files = append(files, r.f)
+		progress(i + 1)
+	}
+	// Free what the workers read after a failure.
+	cancel()
+	wg.Wait()
+	for _, c := range results {
+		select {
+		case r := <-c:
+			if r.f != nil {
+				r.f.Release()
+			}
+		default:
+		}
+	}
+	return files, failed
+}
+
+// readFile reads one source object.
+func readFile(ctx context.Context, src Source, key string) (*merge.File, error) {
+	r, err := src.Open(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	return merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
+}
+
+// recordBytes is the memory of a record's buffers.
+func recordBytes(r arrow.RecordBatch) int64 {
+	n := int64(0)
+	for _, c := range r.Columns() {
+		for _, b := range c.Data().Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+	}
+	return n
+}
+
+// badFiles applies --on-bad-file: with quarantine, a file whose input is bad
+// (an *merge.InputError: corrupt, unknown Op, null key, invalid UTF-8, a
+// type that clashes) is skipped and recorded; any other error, and every
+// error with fail, fails the run.
+type badFiles struct {
+	quarantine bool
+	objs       map[string]source.Object
+	now        time.Time
+	log        *slog.Logger
+	q          map[string]bookmark.Quarantined
+	reasons    map[string]string
+	order      []string
+}
+
+func newBadFiles(o RunOptions, todo []source.Object, now time.Time, log *slog.Logger) *badFiles {
+	b := &badFiles{quarantine: o.OnBadFile == OnBadFileQuarantine, objs: map[string]source.Object{}, now: now, log: log}
+	for _, obj := range todo {
+		b.objs[obj.Key] = obj
+	}
+	return b
+}
+
+// skip returns err unless the file is quarantined for it.
+func (b *badFiles) skip(key string, err error) error {
+	var ie *merge.InputError
+	if !b.quarantine || !errors.As(err, &ie) {
+		return err
+	}
+	if b.q == nil {
+		b.q, b.reasons = map[string]bookmark.Quarantined{}, map[string]string{}
+	}
+	reason := err.Error()
+	b.q[key] = bookmark.QuarantineOf(b.objs[key], reason, b.now)
+	b.reasons[key] = reason
+	b.order = append(b.order, key)
+	b.log.Warn("quarantined a bad file: skipping it", "file", key, "reason", reason)
+	return nil
+}
+
+// filter keeps the files check accepts; a quarantined file is released.
+func (b *badFiles) filter(files []*merge.File, check func(*merge.File) error) ([]*merge.File, error) {
+	kept := files[:0]
+	for i, f := range files {
+		if err := check(f); err != nil {
+			if err = b.skip(f.Name, err); err != nil {
+				return append(kept, files[i:]...), err
+			}
+			f.Release()
+			continue
+		}
+		kept = append(kept, f)
+	}
+	clear(files[len(kept):])
+	return kept, nil
+}
+
+// evolve checks that the files' schemas fit the table's (stored; nil for a
+// new table) and each other's, in source order. With quarantine a file that
+// clashes with the files before it is skipped; with fail it fails the run.
+func (b *badFiles) evolve(stored *arrow.Schema, files []*merge.File) ([]*merge.File, error) {
+	cur := stored
+	if cur == nil {
+		cur = arrow.NewSchema(nil, nil)
+	}
+	return b.filter(files, func(f *merge.File) error {
+		next, _, err := merge.Evolve(cur, []*merge.File{f})
+		if err == nil {
+			cur = next
+		}
+		return err
+	})
+}
+
+// counted passes records on, calling progress with the rows so far.
+func counted(recs iter.Seq2[arrow.RecordBatch, error], progress func(rows int)) iter.Seq2[arrow.RecordBatch, error] {
+	return func(yield func(arrow.RecordBatch, error) bool) {
+		rows := 0
+		for rec, err := range recs {
+			if err == nil {
+				rows += int(rec.NumRows())
+				progress(rows)
+			}
+			if !yield(rec, err) {
+				return
+			}
+		}
+	}
+}
+
+// summary is the snapshot summary of a run's commit.
+func summary(token string, p *merge.Plan) map[string]string {
+	i := strconv.Itoa
+	return map[string]string{
+		catalog.KeyRunID:        token,
+		catalog.KeySourceFiles:  i(len(p.Files)),
+		catalog.KeySourceRows:   i(p.SourceRows),
+		catalog.KeySourceInsert: i(p.SourceInserts),
+		catalog.KeySourceUpdate: i(p.SourceUpdates),
+		catalog.KeySourceDelete: i(p.SourceDeletes),
+		catalog.KeyRowsWritten:  i(p.WriteRows),
+		catalog.KeyRowsDeleted:  i(p.DeleteRows),
+		catalog.KeyStale:        i(p.Stale),
+	}
+}

@@ -1,0 +1,207 @@
+package icemerge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
+)
+
+// StatusReport is the document `icemerge status --json` prints: one entry
+// per table (one today; a whole database later).
+type StatusReport struct {
+	At     time.Time     `json:"at"`
+	Tables []TableStatus `json:"tables"`
+}
+
+// TableStatus is one table's state: its last snapshot, its bookmark, and
+// the raw files a run has not applied yet.
+type TableStatus struct {
+	Table  string `json:"table"`
+	Source string `json:"source"`
+	// At is when the status was taken; ages are relative to it.
+	At       time.Time       `json:"at"`
+	Exists   bool            `json:"table_exists"`
+	Snapshot *SnapshotStatus `json:"last_snapshot,omitempty"`
+	Bookmark BookmarkStatus  `json:"bookmark"`
+	Pending  PendingStatus   `json:"pending"`
+	// Quarantined counts the files skipped as bad input.
+	Quarantined int `json:"quarantined"`
+	// Locked: a run holds the table now (Lock says which, until when).
+	Locked bool             `json:"locked"`
+	Lock   *bookmark.Holder `json:"lock,omitempty"`
+	// Problem is what the next run will stop at, if anything: the bookmark
+	// and the table disagree.
+	Problem string `json:"problem,omitempty"`
+}
+
+// SnapshotStatus is the table's current snapshot.
+type SnapshotStatus struct {
+	ID        int64     `json:"id"`
+	Time      time.Time `json:"time"`
+	Operation string    `json:"operation,omitempty"`
+	// Token is the icemerge run that committed it; empty when another
+	// writer (or a maintenance) did.
+	Token string `json:"token,omitempty"`
+	// Maintenance is the step of the icemerge maintenance that committed
+	// it (compact, manifests), empty otherwise.
+	Maintenance string `json:"maintenance,omitempty"`
+	SourceFiles *int64 `json:"source_files,omitempty"`
+	RowsWritten *int64 `json:"rows_written,omitempty"`
+	RowsDeleted *int64 `json:"rows_deleted,omitempty"`
+}
+
+// BookmarkStatus is the table's progress.
+type BookmarkStatus struct {
+	Location string `json:"location"`
+	Saved    bool   `json:"saved"`
+	Token    string `json:"token,omitempty"`
+	// Runs counts the committed runs since the bookmark was created or
+	// reset; LastRun is when the last run that recorded files started.
+	Runs    int64      `json:"runs"`
+	LastRun *time.Time `json:"last_run,omitempty"`
+	Updated *time.Time `json:"updated,omitempty"`
+	// State is what the next run will find: in sync, fresh, or that the
+	// last run stopped between its commit and its second save.
+	State        string               `json:"state"`
+	AppliedFiles int                  `json:"applied_files"`
+	Settled      string               `json:"settled,omitempty"`
+	ResetAt      *time.Time           `json:"reset_at,omitempty"`
+	Rewound      *bookmark.RewindMark `json:"rewound,omitempty"`
+}
+
+// PendingStatus is what the next run will process.
+type PendingStatus struct {
+	Files int   `json:"files"`
+	Bytes int64 `json:"bytes"`
+	// First is the first in source order, where the next run starts.
+	First string `json:"first,omitempty"`
+	// Oldest is the one modified first; Lag its age (0 when none).
+	Oldest         string     `json:"oldest,omitempty"`
+	OldestModified *time.Time `json:"oldest_modified,omitempty"`
+	LagSeconds     float64    `json:"lag_seconds"`
+}
+
+// Lag is the age of the oldest pending file.
+func (p PendingStatus) Lag() time.Duration {
+	return time.Duration(p.LagSeconds * float64(time.Second))
+}
+
+// Status reads one table's status (`icemerge status`): the table's current
+// snapshot, the bookmark as the next run will see it (reconciled with the
+// table, not saved), the source listed as a run lists it, and who holds
+// the run lock. It writes nothing.
+func Status(ctx context.Context, o StatusOptions, d Deps) (TableStatus, error) {
+	if err := o.Validate(); err != nil {
+		return TableStatus{}, err
+	}
+	now := d.Now().UTC()
+	s := TableStatus{Table: o.Table, Source: d.Source.String(), At: now}
+	tbl, exists, err := d.Catalog.Load(ctx, o.Table)
+	if err != nil {
+		return s, err
+	}
+	s.Exists = exists
+	tableToken := ""
+	if exists {
+		tableToken = tbl.LastToken()
+		s.Snapshot = snapshotStatus(tbl)
+	}
+
+	st, ver, err := d.Bookmark.Load(ctx)
+	if err != nil {
+		return s, err
+	}
+	s.Bookmark = BookmarkStatus{Location: d.Bookmark.Location(), Saved: ver != ""}
+	if ver == "" {
+		st = bookmark.New(o.Table)
+	}
+	if st.Table != o.Table {
+		return s, fmt.Errorf("bookmark %s belongs to table %s, not %s: use another --bookmark", d.Bookmark.Location(), st.Table, o.Table)
+	}
+	next, outcome, err := bookmark.Reconcile(st, tableToken, now)
+	switch {
+	case errors.Is(err, bookmark.ErrMismatch):
+		s.Problem, s.Bookmark.State, next = err.Error(), "disagrees with the table", st
+	case err != nil:
+		return s, err
+	default:
+		s.Bookmark.State = outcome.String()
+	}
+	b := &s.Bookmark
+	b.Token, b.Runs, b.AppliedFiles, b.Settled = next.Token, next.Runs, len(next.Files), next.Settled
+	b.ResetAt, b.Rewound = next.ResetAt, next.Rewound
+	if ver != "" {
+		u := next.Updated
+		b.Updated = &u
+	}
+	if last := next.LastRun; !last.IsZero() {
+		b.LastRun = &last
+	} else {
+		// Bookmarks saved before LastRun existed: the newest applied file.
+		for _, fi := range next.Files {
+			if !fi.Applied.IsZero() && (b.LastRun == nil || fi.Applied.After(*b.LastRun)) {
+				a := fi.Applied
+				b.LastRun = &a
+			}
+		}
+	}
+	s.Quarantined = len(next.Quarantined)
+
+	todo, _, err := unprocessed(ctx, d.Source, next)
+	if err != nil {
+		return s, err
+	}
+	s.Pending = pendingStatus(todo, now)
+
+	if d.Lock != nil {
+		h, held, err := d.Lock.Holder(ctx, now)
+		if err != nil {
+			return s, err
+		}
+		if held {
+			s.Locked, s.Lock = true, &h
+		}
+	}
+	return s, nil
+}
+
+// pendingStatus sums the unprocessed files (in source order).
+func pendingStatus(todo []source.Object, now time.Time) PendingStatus {
+	p := PendingStatus{Files: len(todo)}
+	var oldest *source.Object
+	for i, o := range todo {
+		p.Bytes += o.Size
+		if oldest == nil || o.ModTime.Before(oldest.ModTime) {
+			oldest = &todo[i]
+		}
+	}
+	if oldest == nil {
+		return p
+	}
+	mt := oldest.ModTime.UTC()
+	p.First, p.Oldest, p.OldestModified = todo[0].Key, oldest.Key, &mt
+	p.LagSeconds = max(0, now.Sub(mt).Seconds())
+	return p
+}
+
+// snapshotStatus is the table's current snapshot, nil when it has none.
+func snapshotStatus(tbl *catalog.Table) *SnapshotStatus {
+	snap := tbl.Current()
+	if snap == nil {
+		return nil
+	}
+	s := &SnapshotStatus{ID: snap.ID, Time: snap.Time, Operation: snap.Operation, Token: snap.Token(), Maintenance: snap.Maintenance()}
+	num := func(k string) *int64 {
+		if n, ok := snap.Count(k); ok {
+			return &n
+		}
+		return nil
+	}
+	s.SourceFiles, s.RowsWritten, s.RowsDeleted = num(catalog.KeySourceFiles), num(catalog.KeyRowsWritten), num(catalog.KeyRowsDeleted)
+	return s
+}
