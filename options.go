@@ -247,10 +247,10 @@ func (o RunOptions) Bounds() string {
 type DatabaseOptions struct {
 	RunOptions `embed:""`
 
-	Config      string `help:"Whole database: a YAML file of per-table settings (key, order_by, target, partition) and include/exclude lists." placeholder:"FILE"`
-	Namespace   string `help:"Whole database: the tables' namespace (default: the schema folder's name)." placeholder:"NS"`
-	TablePrefix string `help:"Whole database: a prefix of every table's name (<namespace>.<prefix><folder>)." placeholder:"PREFIX"`
-	Parallel    int    `help:"Whole database: how many tables run at once (default 2)." default:"0" placeholder:"N"`
+	Config      string   `help:"Whole database: a YAML file of per-table settings (key, order_by, target, partition) and include/exclude lists." placeholder:"FILE"`
+	Namespace   string   `help:"Whole database: the tables' namespace (default: the schema folder's name)." placeholder:"NS"`
+	TablePrefix string   `help:"Whole database: a prefix of every table's name (<namespace>.<prefix><folder>)." placeholder:"PREFIX"`
+	Parallel    int      `help:"Whole database: how many tables run at once (default 2)." default:"0" placeholder:"N"`
 	Include     []string `help:"Whole database: only these table folders, comma-separated shell patterns." placeholder:"PATTERN,..."`
 	Exclude     []string `help:"Whole database: not these table folders, comma-separated shell patterns." placeholder:"PATTERN,..."`
 }

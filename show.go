@@ -81,4 +81,3 @@ func compareCell(a arrow.Array, x, y int) int {
 	}
 	return cmp.Compare(a.ValueStr(x), a.ValueStr(y))
 }
-
