@@ -35,8 +35,8 @@ func main() {
 }
 
 // profile writes a CPU profile to $ICEMERGE_CPU_PROFILE and a heap profile
-// to $ICEMERGE_HEAP_PROFILE at exit, for performance work (README,
-// Development).
+// to $ICEMERGE_HEAP_PROFILE at exit, for performance work
+// (docs/development.md).
 func profile() func() {
 	var done []func()
 	if path := os.Getenv("ICEMERGE_CPU_PROFILE"); path != "" {
