@@ -99,7 +99,7 @@ bench:
 bench-go:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
-# The Lambda package deploy/template.yaml deploys (README, Deployment): the
+# The Lambda package deploy/template.yaml deploys (docs/aws.md): the
 # same binary, as bootstrap for the provided.al2023 runtime, zipped to
 # bin/icemerge-lambda.zip. arm64 (Graviton) unless LAMBDA_GOARCH=amd64; the
 # template's Architecture parameter must match.

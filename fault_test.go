@@ -179,7 +179,8 @@ func TestCrashAtEveryWritePoint(t *testing.T) {
 }
 
 // A Glue UpdateTable that succeeds, answered with an error that the SDK
-// retries, whose retry meets ConcurrentModificationException (CONTEXT §5):
+// retries, whose retry meets ConcurrentModificationException (real Glue
+// answers so when the first attempt's update is already in the catalog):
 // the run reloads the table, finds its own token and reports success; the
 // table stays readable (the new metadata file is not deleted).
 func TestGlueCommitSucceedsButRetryReportsConflict(t *testing.T) {

@@ -29,7 +29,7 @@ import (
 // value read from MariaDB becomes the value the table must hold.
 type e2eColumn struct {
 	name, def, kind string
-	ice             string                 // the Iceberg type the README's type mapping gives the column
+	ice             string                 // the Iceberg type the type mapping (docs/semantics.md) gives the column
 	gen             func(r *rand.Rand) any // a random value, as a statement argument; nil when the column is not written
 }
 
@@ -492,7 +492,7 @@ func sourceRows(t *testing.T, ctx context.Context, conn *sql.Conn, tb *e2eTable)
 }
 
 // expectedValue is what the table holds for a value MariaDB returned, by
-// the README's type mapping.
+// the type mapping of docs/semantics.md.
 func expectedValue(t *testing.T, c *e2eColumn, v any, scale int) any {
 	t.Helper()
 	if v == nil {

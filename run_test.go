@@ -311,8 +311,8 @@ func (e *env) bookmark() bookmark.State {
 	return st
 }
 
-// The users example of CONTEXT.md §1: the full load, then the CDC file with
-// I 6, U 1, D 4, in two runs.
+// The worked users example (testdata/users/README.md): the full load, then
+// the CDC file with I 6, U 1, D 4, in two runs.
 func TestUsersExample(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")

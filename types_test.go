@@ -23,13 +23,14 @@ import (
 )
 
 // sourceType is one source column type: the column DMS writes for it, values
-// at the edges of its range, and what the table must hold. The README's
-// "Type mapping" table is checked against this list (TestREADMETypeMapping).
+// at the edges of its range, and what the table must hold. The "Type
+// mapping" table of docs/semantics.md is checked against this list
+// (TestTypeMappingDoc).
 type sourceType struct {
-	// name is the source database and type, lower case, as the README's
-	// table spells it: "mysql tinyint(1)", "postgresql timestamptz". Names
+	// name is the source database and type, lower case, as the type
+	// mapping table of docs/semantics.md spells it: "mysql tinyint(1)", "postgresql timestamptz". Names
 	// starting with "parquet " are not DMS output but encodings other
-	// writers use, which the reader must accept too; the README does not
+	// writers use, which the reader must accept too; the table does not
 	// list them.
 	name    string
 	col     dmstest.Column // Name is set by the test
@@ -84,7 +85,7 @@ const (
 )
 
 var sourceTypes = []sourceType{
-	// MySQL (Aurora MySQL), as CONTEXT §2 lists what DMS writes.
+	// MySQL (Aurora MySQL): the Parquet types DMS writes for MySQL columns.
 	{name: "mysql tinyint", col: dmstest.Column{Type: dmstest.Int8}, parquet: "INT32 INT(8,true)", iceberg: "int",
 		in: []any{int8(math.MinInt8), int8(math.MaxInt8), 0, nil}},
 	{name: "mysql tinyint(1)", col: dmstest.Column{Type: dmstest.Int8}, parquet: "INT32 INT(8,true)", iceberg: "int",
@@ -307,8 +308,8 @@ func show(v any) string {
 	return fmt.Sprintf("%#v", v)
 }
 
-// parquetType is the type of column col of a Parquet file as the README
-// spells it: physical type, then logical type ("INT32 INT(8,true)").
+// parquetType is the type of column col of a Parquet file as the type
+// mapping table spells it: physical type, then logical type ("INT32 INT(8,true)").
 func parquetType(t *testing.T, data []byte, col string) string {
 	t.Helper()
 	f, err := parquet.OpenFile(bytes.NewReader(data), int64(len(data)))
@@ -504,7 +505,7 @@ func repeatOp(op string, n int) []string {
 	return ops
 }
 
-// readmeRow is one row of the README's type mapping table.
+// readmeRow is one row of the type mapping table (docs/semantics.md).
 type readmeRow struct {
 	line             int
 	mysql, postgres  []string // source types, lower case
@@ -514,7 +515,7 @@ type readmeRow struct {
 // readmeTypeMapping parses the first table under "## Type mapping".
 func readmeTypeMapping(t *testing.T) []readmeRow {
 	t.Helper()
-	b, err := os.ReadFile("../../README.md")
+	b, err := os.ReadFile("../../docs/semantics.md")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -527,7 +528,7 @@ func readmeTypeMapping(t *testing.T) []readmeRow {
 		}
 	}
 	if start < 0 {
-		t.Fatal(`README.md has no "## Type mapping" section`)
+		t.Fatal(`docs/semantics.md has no "## Type mapping" section`)
 	}
 	var rows []readmeRow
 	inTable := false
@@ -550,7 +551,7 @@ func readmeTypeMapping(t *testing.T) []readmeRow {
 			inTable = true
 			want := []string{"MySQL source type", "PostgreSQL source type", "Parquet written by DMS", "Iceberg type (as Athena shows it)", "Notes"}
 			if !reflect.DeepEqual(cells, want) {
-				t.Fatalf("README.md:%d: type mapping header %q, want %q", i+1, cells, want)
+				t.Fatalf("docs/semantics.md:%d: type mapping header %q, want %q", i+1, cells, want)
 			}
 			continue
 		}
@@ -558,13 +559,13 @@ func readmeTypeMapping(t *testing.T) []readmeRow {
 			continue // the delimiter row
 		}
 		if len(cells) != 5 {
-			t.Fatalf("README.md:%d: %d cells, want 5", i+1, len(cells))
+			t.Fatalf("docs/semantics.md:%d: %d cells, want 5", i+1, len(cells))
 		}
 		rows = append(rows, readmeRow{line: i + 1, mysql: sourceList(cells[0]), postgres: sourceList(cells[1]),
 			parquet: cells[2], iceberg: cells[3]})
 	}
 	if len(rows) == 0 {
-		t.Fatal("README.md: the type mapping table has no rows")
+		t.Fatal("docs/semantics.md: the type mapping table has no rows")
 	}
 	return rows
 }
@@ -597,9 +598,9 @@ func sourceList(cell string) []string {
 	return out
 }
 
-// matchSource matches a README source type against a test case name: the
-// README may write "(p,s)" for any precision and scale. It returns the
-// README's Parquet and Iceberg cells with p and s filled in.
+// matchSource matches a source type of the table against a test case name:
+// the table may write "(p,s)" for any precision and scale. It returns the
+// row's Parquet and Iceberg cells with p and s filled in.
 func matchSource(pattern, name string, r readmeRow) (parquetType, icebergType string, ok bool) {
 	re := regexp.QuoteMeta(pattern)
 	re = strings.ReplaceAll(re, `\(p,s\)`, `\((\d+),(\d+)\)`)
@@ -616,11 +617,11 @@ func matchSource(pattern, name string, r readmeRow) (parquetType, icebergType st
 	return parquetType, icebergType, true
 }
 
-// The README's type mapping table says what the code does: each source type
-// it lists is a case of TestEveryTypeRoundTrips with the Parquet type the
-// README names, and icemerge gives its column the Iceberg type the README
-// names; every DMS case of that test is in the README.
-func TestREADMETypeMapping(t *testing.T) {
+// The type mapping table of docs/semantics.md says what the code does: each
+// source type it lists is a case of TestEveryTypeRoundTrips with the Parquet
+// type the table names, and icemerge gives its column the Iceberg type the
+// table names; every DMS case of that test is in the table.
+func TestTypeMappingDoc(t *testing.T) {
 	rows := readmeTypeMapping(t)
 	byName := map[string]sourceType{}
 	for _, st := range sourceTypes {
@@ -629,7 +630,7 @@ func TestREADMETypeMapping(t *testing.T) {
 	covered := map[string]int{}
 	for _, r := range rows {
 		if len(r.mysql)+len(r.postgres) == 0 {
-			t.Errorf("README.md:%d: a row without a source type", r.line)
+			t.Errorf("docs/semantics.md:%d: a row without a source type", r.line)
 		}
 		var names []string
 		for _, typ := range r.mysql {
@@ -648,17 +649,17 @@ func TestREADMETypeMapping(t *testing.T) {
 				matched = true
 				covered[st.name]++
 				if pq != st.parquet {
-					t.Errorf("README.md:%d: %s: Parquet %q, but the test writes %q", r.line, st.name, pq, st.parquet)
+					t.Errorf("docs/semantics.md:%d: %s: Parquet %q, but the test writes %q", r.line, st.name, pq, st.parquet)
 				}
 				if got := storedIcebergType(t, st); got != normType(ice) {
-					t.Errorf("README.md:%d: %s: Iceberg %q, but icemerge stores %q", r.line, st.name, ice, got)
+					t.Errorf("docs/semantics.md:%d: %s: Iceberg %q, but icemerge stores %q", r.line, st.name, ice, got)
 				}
 				if st.iceberg != normType(ice) {
-					t.Errorf("README.md:%d: %s: Iceberg %q, TestEveryTypeRoundTrips expects %q", r.line, st.name, ice, st.iceberg)
+					t.Errorf("docs/semantics.md:%d: %s: Iceberg %q, TestEveryTypeRoundTrips expects %q", r.line, st.name, ice, st.iceberg)
 				}
 			}
 			if !matched {
-				t.Errorf("README.md:%d: %s has no case in TestEveryTypeRoundTrips (sourceTypes)", r.line, name)
+				t.Errorf("docs/semantics.md:%d: %s has no case in TestEveryTypeRoundTrips (sourceTypes)", r.line, name)
 			}
 		}
 	}
@@ -667,7 +668,7 @@ func TestREADMETypeMapping(t *testing.T) {
 			continue
 		}
 		if covered[st.name] != 1 {
-			t.Errorf("%s is in %d rows of the README's type mapping, want 1", st.name, covered[st.name])
+			t.Errorf("%s is in %d rows of the type mapping in docs/semantics.md, want 1", st.name, covered[st.name])
 		}
 	}
 }

@@ -290,7 +290,7 @@ func TestWinnerOrdering(t *testing.T) {
 	}
 }
 
-// The users example of CONTEXT.md §1, through the fixtures in testdata.
+// The worked users example (testdata/users/README.md), through the fixtures in testdata.
 func TestUsersExamplePlan(t *testing.T) {
 	got, plan := apply(t, []tableRow{{1, "u0", 0}, {2, "u1", 0}, {3, "u2", 0}, {4, "u3", 0}, {5, "u4", 0}}, byUpdatedAt,
 		srcFile{"20240814-002642123.parquet", []chg{{"I", 6, "u5", 1558}, {"U", 1, "update-u0", 1566}, {"D", 4, "u3", 0}}})

@@ -113,7 +113,7 @@ var typeRows = []string{
 	  NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)`,
 }
 
-// Type names of the Parquet columns capture writes (README "Type mapping").
+// Type names of the Parquet columns capture writes (docs/semantics.md, "Type mapping").
 var wantParquet = map[string]string{
 	"Op": "BYTE_ARRAY STRING", "id": "INT32 INT(32,true)",
 	"ti": "INT32 INT(8,true)", "tb": "INT32 INT(8,true)", "tu": "INT32 INT(8,false)",

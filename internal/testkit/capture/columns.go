@@ -35,7 +35,7 @@ func (c column) String() string { return fmt.Sprintf("%s %s", c.name, c.typ) }
 // errUnsupported marks a source column type capture cannot carry.
 var errUnsupported = errors.New("unsupported column type")
 
-// parquet is the DMS Parquet column of c (CONTEXT.md §2, README "Type
+// parquet is the DMS Parquet column of c (docs/semantics.md, "Type
 // mapping"): every column optional, as DMS writes them.
 func (c column) parquet() (dmstest.Column, error) {
 	out := dmstest.Column{Name: c.name}

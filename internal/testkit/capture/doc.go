@@ -1,5 +1,5 @@
 // Package capture writes what AWS DMS writes to an S3 target with
-// DataFormat=parquet (CONTEXT.md §2), from a MariaDB server's binary log:
+// DataFormat=parquet, from a MariaDB server's binary log:
 // a full load as LOAD files, then CDC files named by time, one folder per
 // table. It is the source side of icemerge's end-to-end tests, built so a
 // later `icemerge capture` command can drive it: [Options] validated up
@@ -25,7 +25,7 @@
 //     run that dies writes its changes again next time, in new files, as a
 //     DMS task restart replays them.
 //
-// Types follow DMS's MySQL mapping (README "Type mapping"): TINYINT (also
+// Types follow DMS's MySQL mapping (docs/semantics.md, "Type mapping"): TINYINT (also
 // TINYINT(1)) INT(8), SMALLINT INT(16), MEDIUMINT and INT INT(32), BIGINT
 // INT(64), UNSIGNED as unsigned of the same width, YEAR INT(32), FLOAT and
 // DOUBLE as themselves, DECIMAL(p,s) a FIXED_LEN_BYTE_ARRAY DECIMAL(p,s)

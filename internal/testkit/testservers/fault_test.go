@@ -175,8 +175,8 @@ func TestFaultDropIsNetError(t *testing.T) {
 	}
 }
 
-// TestFaultGlueCommitLost reproduces CONTEXT §5: UpdateTable succeeds, the
-// response is lost, and the SDK's retry is answered with
+// TestFaultGlueCommitLost reproduces what real Glue can do: UpdateTable
+// succeeds, the response is lost, and the SDK's retry is answered with
 // ConcurrentModificationException. The client sees a conflict although its
 // own update is in the catalog.
 func TestFaultGlueCommitLost(t *testing.T) {

@@ -13,7 +13,8 @@ import (
 )
 
 // TestMinIOConditionalWrites pins what the CI MinIO does with conditional
-// PutObject (CONTEXT §7 item 16): the commit protocol relies on it.
+// PutObject (If-None-Match: * on an existing key answers 412; If-Match on a
+// missing key never succeeds): the commit protocol relies on it.
 func TestMinIOConditionalWrites(t *testing.T) {
 	t.Parallel()
 	s := MinIO(t)

@@ -20,8 +20,8 @@ func tableInput(name, metadataLocation string) *types.TableInput {
 }
 
 // TestMotoGlueVersionId pins how moto treats UpdateTable's VersionId, the
-// optimistic lock real Glue checks. moto does not check it (CONTEXT §5):
-// if this test starts failing, moto has learnt to, and concurrency tests
+// optimistic lock real Glue checks. moto does not check it
+// (docs/exactly-once.md, Known gaps): if this test starts failing, moto has learnt to, and concurrency tests
 // can use it.
 func TestMotoGlueVersionId(t *testing.T) {
 	t.Parallel()
@@ -54,7 +54,7 @@ func TestMotoGlueVersionId(t *testing.T) {
 	case err == nil:
 		t.Logf("moto ACCEPTED UpdateTable with the stale VersionId %q (current %q): it cannot prove optimistic locking", v1, version())
 	case errors.As(err, &cme):
-		t.Fatalf("moto now REJECTS a stale VersionId (%v): update the package comment and CONTEXT §5, and use moto for concurrency tests", err)
+		t.Fatalf("moto now REJECTS a stale VersionId (%v): update the package comment and docs/exactly-once.md (Known gaps), and use moto for concurrency tests", err)
 	default:
 		t.Fatalf("UpdateTable with a stale VersionId: unexpected error %v", err)
 	}
