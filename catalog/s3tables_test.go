@@ -24,6 +24,7 @@ import (
 	"github.com/apache/iceberg-go/table"
 	"github.com/apache/iceberg-go/utils"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3tables"
 	"github.com/google/uuid"
@@ -592,7 +593,9 @@ func TestS3TablesInterruptedCreate(t *testing.T) {
 // saying what to use.
 func TestS3TablesOpenErrors(t *testing.T) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg := aws.Config{Region: "us-east-1"}
+	// No request is meant to leave; if one does, it meets a closed local
+	// port, never AWS.
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String("http://127.0.0.1:1"), Credentials: credentials.NewStaticCredentialsProvider("k", "s", "")}
 	for _, arn := range []string{"", "arn:aws:s3:::bucket", "arn:aws:s3tables:us-east-1:123:bucket/x1", "arn:aws:s3tables:us-east-1:123456789012:bucket/Upper"} {
 		_, err := catalog.Open(context.Background(), catalog.Config{Kind: catalog.KindS3Tables, TableBucketARN: arn, AWS: &cfg}, log)
 		if err == nil || !strings.Contains(err.Error(), "arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME") {
