@@ -283,22 +283,22 @@ func (c *s3TablesCatalog) CreateTable(ctx context.Context, ident table.Identifie
 	loc := strings.TrimSuffix(p.warehouse, "/")
 	md, err := table.NewMetadata(sc, cfg.PartitionSpec, cfg.SortOrder, loc, cfg.Properties)
 	if err != nil {
-		return nil, fmt.Errorf("creating table %s: %w", what, err)
+		return nil, fmt.Errorf("the first metadata of %s: %w", what, err)
 	}
 	ops := &tableOps{c: c, ns: ns, name: name, token: p.token}
 	metaLoc, err := newMetadataLocation(md, 0)
 	if err != nil {
-		return nil, fmt.Errorf("creating table %s: %w", what, err)
+		return nil, fmt.Errorf("the first metadata of %s: %w", what, err)
 	}
 	if err := c.writeMetadata(ctx, md, metaLoc); err != nil {
-		return nil, fmt.Errorf("creating table %s: %w", what, err)
+		return nil, err
 	}
 	token, err := ops.swap(ctx, metaLoc)
 	if err != nil {
 		if errors.Is(err, table.ErrCommitFailed) {
 			return nil, fmt.Errorf("%w: %s in %s (created by another writer meanwhile): %w", icecat.ErrTableAlreadyExists, what, c.arn, err)
 		}
-		return nil, fmt.Errorf("creating table %s: %w (the table exists in S3 Tables; rerun to complete it)", what, err)
+		return nil, fmt.Errorf("%w (S3 Tables has the table; if it is still without metadata, the next run completes it)", err)
 	}
 	ops.set(md, metaLoc, token)
 	return ops.table(md, metaLoc), nil
