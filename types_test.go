@@ -515,7 +515,7 @@ type readmeRow struct {
 // readmeTypeMapping parses the first table under "## Type mapping".
 func readmeTypeMapping(t *testing.T) []readmeRow {
 	t.Helper()
-	b, err := os.ReadFile("../../docs/semantics.md")
+	b, err := os.ReadFile("docs/semantics.md")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,20 +38,25 @@ import (
 
 // Kinds of catalog.
 const (
-	KindSQL  = "sql"
-	KindGlue = "glue"
+	KindSQL      = "sql"
+	KindGlue     = "glue"
+	KindS3Tables = "s3tables" // Amazon S3 Tables: a table bucket, see s3tables.go
 )
 
 // Config selects and locates the catalog.
 type Config struct {
-	Kind      string // KindSQL or KindGlue
+	Kind      string // KindSQL, KindGlue or KindS3Tables
 	URI       string // KindSQL: the SQLite database file, or a postgres:// URI
-	Warehouse string // URI under which new tables are created
+	Warehouse string // URI under which new tables are created (not KindS3Tables: S3 Tables places them)
+	// TableBucketARN is the S3 Tables table bucket (KindS3Tables),
+	// arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME.
+	TableBucketARN string
 	// Props are passed to the catalog and to the tables' file IO
 	// (s3.endpoint for a custom S3 endpoint, which also turns on path-style
 	// addressing).
 	Props iceberg.Properties
-	// AWS is the configuration of the Glue client (KindGlue).
+	// AWS is the configuration of the Glue client (KindGlue) or of the S3
+	// Tables client (KindS3Tables).
 	AWS *aws.Config
 }
 
@@ -61,7 +66,14 @@ type Catalog struct {
 	warehouse string
 	log       *slog.Logger
 	close     func() error
+	managed   bool // the catalog maintains its tables itself
 }
+
+// Managed reports whether the catalog maintains its tables itself: S3
+// Tables compacts, expires snapshots and removes unreferenced files on its
+// own (and its storage refuses the listing and deletes that orphan removal
+// needs), so maintenance should leave those steps to it unless forced.
+func (c *Catalog) Managed() bool { return c.managed }
 
 // Close releases the catalog's connections.
 func (c *Catalog) Close() error {
@@ -93,8 +105,10 @@ func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Catalog, error) {
 			return nil, fmt.Errorf("opening the Glue catalog: %w", err)
 		}
 		return &Catalog{Catalog: cat, warehouse: cfg.Warehouse, log: log, close: cat.Close}, nil
+	case KindS3Tables:
+		return openS3Tables(cfg, log)
 	}
-	return nil, fmt.Errorf("unknown catalog %q: use sql or glue", cfg.Kind)
+	return nil, fmt.Errorf("unknown catalog %q: use sql, glue or s3tables", cfg.Kind)
 }
 
 func openSQLite(ctx context.Context, cfg Config, log *slog.Logger) (*Catalog, error) {

@@ -84,6 +84,18 @@
 // The SDK retries injected transport errors like real ones, RetryMaxAttempts
 // times in all.
 //
+// # S3 Tables
+//
+// moto also emulates Amazon S3 Tables. [Glue.NewTableBucket] creates a
+// table bucket; [Glue.S3TablesConfig] (or [Glue.S3TablesEnv] with
+// AWS_ENDPOINT_URL_S3TABLES, which the SDK honours) points the S3 Tables
+// client at moto, and the S3 client too: each table's warehouse location
+// is a bucket s3://<uuid>--table-s3 in moto's own S3. The config's
+// transport goes through [MotoS3TablesFixes], which corrects two answers
+// of moto 5.2.1 the SDK cannot read (TestMotoS3Tables pins them);
+// [MatchS3Tables] selects S3 Tables operations for fault rules. moto's
+// CreateTable replaces an existing table instead of refusing it.
+//
 // Behaviour of these servers that tests rely on or must work around is
 // pinned by this package's own tests: MinIO answers 412 to If-None-Match: *
 // on an existing key and never lets If-Match succeed on a missing key;
