@@ -146,10 +146,24 @@ type pendingChange struct {
 
 func (s *stream) run(ctx context.Context, conn *pgconn.PgConn, from pglogrepl.LSN, mark string) error {
 	s.pcols = map[uint32][]dmstest.Column{}
-	err := pglogrepl.StartReplication(ctx, conn, s.o.Slot, from, pglogrepl.StartReplicationOptions{PluginArgs: []string{
-		"proto_version '1'", "publication_names '" + s.o.Publication + "'", "messages 'true'"}})
-	if err != nil {
-		return fmt.Errorf("pgcapture: starting replication from slot %s at %s: %w", s.o.Slot, from, err)
+	opts := pglogrepl.StartReplicationOptions{PluginArgs: []string{
+		"proto_version '1'", "publication_names '" + s.o.Publication + "'", "messages 'true'"}}
+	// The walsender of the previous run may still hold the slot for a
+	// moment after its connection closed (SQLSTATE 55006): wait for it.
+	for wait := 10 * time.Millisecond; ; wait *= 2 {
+		err := pglogrepl.StartReplication(ctx, conn, s.o.Slot, from, opts)
+		if err == nil {
+			break
+		}
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "55006" || wait > 5*time.Second {
+			return fmt.Errorf("pgcapture: starting replication from slot %s at %s: %w", s.o.Slot, from, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
 	}
 	for {
 		msg, err := conn.ReceiveMessage(ctx)
