@@ -138,8 +138,23 @@ type TableMap struct {
 }
 
 // HasFullMetadata reports whether the table map carries the column names
-// and character sets of binlog_row_metadata=FULL.
-func (tm *TableMap) HasFullMetadata() bool { return tm.hasNames && tm.hasCharsets }
+// and character sets of binlog_row_metadata=FULL. A table without
+// character, ENUM or SET columns has no character set metadata to carry.
+func (tm *TableMap) HasFullMetadata() bool {
+	if !tm.hasNames {
+		return false
+	}
+	if tm.hasCharsets {
+		return true
+	}
+	for i := range tm.Columns {
+		switch c := &tm.Columns[i]; {
+		case c.isCharacter(), c.Type == TypeEnum, c.Type == TypeSet:
+			return false
+		}
+	}
+	return true
+}
 
 // Optional metadata field types (Table_map_log_event::Optional_metadata_field_type).
 const (

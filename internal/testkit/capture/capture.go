@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -49,12 +48,27 @@ type Options struct {
 	// it writes them, UTC); time.Now when nil. Names stay strictly
 	// increasing whatever it returns.
 	Now func() time.Time
+	// BeforeImage names the tables ("schema.table", as in Tables) that
+	// have DMS's transformation rule add-before-image-columns with
+	// column-filter pk-only, each with its column-prefix ("" is DMS's
+	// default, "BI_"). See the package documentation for what the
+	// columns hold.
+	BeforeImage map[string]string
+	// HandleSourceTableTruncated is DMS's task setting of that name: a
+	// TRUNCATE of a captured table deletes every object of the table's
+	// folder, and the table's later CDC files start from an empty table.
+	// Without it a TRUNCATE is not replicated (a warning is logged), as
+	// DMS ignores it.
+	HandleSourceTableTruncated bool
 }
 
 // Defaults DMS uses for its S3 target.
 const (
-	DefaultMaxFileSize      = 32 << 20
-	DefaultMaxBatchInterval = 60 * time.Second
+	DefaultMaxFileSize      = dmstest.DefaultMaxFileSize
+	DefaultMaxBatchInterval = dmstest.DefaultMaxBatchInterval
+	// DefaultBeforeImagePrefix is DMS's default column-prefix of
+	// add-before-image-columns.
+	DefaultBeforeImagePrefix = "BI_"
 )
 
 var tableName = regexp.MustCompile(`^[^.\s` + "`" + `]+\.[^.\s` + "`" + `]+$`)
@@ -92,7 +106,30 @@ func (o *Options) Validate() error {
 	if o.MaxBatchInterval < 0 {
 		errs = append(errs, fmt.Errorf("capture: negative MaxBatchInterval %v", o.MaxBatchInterval))
 	}
+	for _, t := range sorted(mapKeys(o.BeforeImage)) {
+		if !seen[t] {
+			errs = append(errs, fmt.Errorf("capture: BeforeImage names %q, which is not in Tables", t))
+		}
+	}
 	return errors.Join(errs...)
+}
+
+func mapKeys(m map[string]string) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// beforeImagePrefix is the prefix of table's before-image columns, and
+// whether it has any.
+func (o *Options) beforeImagePrefix(table string) (string, bool) {
+	p, ok := o.BeforeImage[table]
+	if ok && p == "" {
+		p = DefaultBeforeImagePrefix
+	}
+	return p, ok
 }
 
 func (o *Options) defaults() {
@@ -173,7 +210,16 @@ type Result struct {
 type TableResult struct {
 	LoadRows                  int
 	Inserts, Updates, Deletes int
-	Files                     []string // paths written, in order
+	// Truncates counts the source TRUNCATEs of the table the run read;
+	// with HandleSourceTableTruncated each deleted the table's objects.
+	Truncates int
+	// Reloaded is set when the run reloaded the table (Reload).
+	Reloaded bool
+	// Files are the paths written, in order (some may be deleted since:
+	// see Deleted).
+	Files []string
+	// Deleted are the paths deleted by a truncate or a reload, in order.
+	Deleted []string
 }
 
 // Run captures: on the first run into o.Output a full load of every table
@@ -184,6 +230,29 @@ type TableResult struct {
 // next run writes the failed run's changes again, in new files, as a DMS
 // task restart does.
 func Run(ctx context.Context, o Options, log *slog.Logger) (*Result, error) {
+	return run(ctx, o, log, nil)
+}
+
+// Reload does what DMS's "Reload table" does to the named tables (each
+// one of o.Tables) of an output folder a Run already wrote: it captures
+// the changes committed since the last run up to a consistent snapshot,
+// as Run does, then deletes every object of each table's folder and writes
+// a new full load (LOAD00000001.parquet…, the same names with new
+// content) from that snapshot. The tables' later changes are in CDC files
+// written after their load, by the next Run.
+func Reload(ctx context.Context, o Options, log *slog.Logger, tables ...string) (*Result, error) {
+	if len(tables) == 0 {
+		return nil, errors.New("capture: Reload: no table named")
+	}
+	for _, t := range tables {
+		if !slices.Contains(o.Tables, t) {
+			return nil, fmt.Errorf("capture: Reload: %q is not one of the captured tables %s", t, strings.Join(o.Tables, ","))
+		}
+	}
+	return run(ctx, o, log, tables)
+}
+
+func run(ctx context.Context, o Options, log *slog.Logger, reload []string) (*Result, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
 	}
@@ -196,15 +265,11 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Result, error) {
 		return nil, fmt.Errorf("capture: %w", err)
 	}
 	defer db.Close()
-	conn, err := db.Conn(ctx)
+	conn, err := sourceConn(ctx, db)
 	if err != nil {
-		return nil, fmt.Errorf("capture: connecting to the source: %w", err)
+		return nil, err
 	}
 	defer conn.Close()
-	// TIMESTAMP values of the full load in UTC, as the binlog holds them.
-	if _, err := conn.ExecContext(ctx, "SET time_zone = '+00:00'"); err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
-	}
 	if err := checkServer(ctx, conn); err != nil {
 		return nil, err
 	}
@@ -216,14 +281,16 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Result, error) {
 	for _, t := range o.Tables {
 		res.Tables[t] = &TableResult{}
 	}
+	if err := os.MkdirAll(o.Output, 0o755); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
+	}
 
 	st, err := LoadState(o.Output)
 	switch {
 	case errors.Is(err, ErrNoState):
-		if st, err = fullLoad(ctx, conn, o, res, log); err != nil {
-			return nil, err
+		if reload != nil {
+			return nil, fmt.Errorf("capture: Reload: %s has no full load yet: call Run first", o.Output)
 		}
-		res.FullLoad = true
 	case err != nil:
 		return nil, err
 	default:
@@ -232,33 +299,91 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Result, error) {
 				o.Output, strings.Join(st.Tables, ","), strings.Join(o.Tables, ","))
 		}
 	}
-	c := &cdc{o: o, log: log, res: res, colls: colls, tracked: map[string]bool{}, batches: map[string]*batch{},
-		names: &namer{now: o.Now}}
+	lastFile := ""
+	if st != nil {
+		lastFile = st.LastFile
+	}
+	target, err := dmstest.NewTarget(dmstest.TargetOptions{Dir: o.Output, MaxFileSize: o.MaxFileSize,
+		MaxBatchInterval: o.MaxBatchInterval, Now: o.Now, LastFile: lastFile, Log: log})
+	if err != nil {
+		return nil, fmt.Errorf("capture: state: %w", err)
+	}
+	defer func() {
+		for t, tr := range res.Tables {
+			tr.Files = target.Files(t)
+		}
+	}()
+
+	if st == nil {
+		if st, err = fullLoad(ctx, conn, o, target, res); err != nil {
+			return nil, err
+		}
+		res.FullLoad = true
+	}
+
+	// A reload reads its tables at a snapshot whose binlog position ends
+	// this run's CDC: changes before it are in the files it deletes,
+	// changes after it are the next run's.
+	var snap *sql.Conn
+	until := binlog.Position{}
+	if reload != nil {
+		if snap, err = sourceConn(ctx, db); err != nil {
+			return nil, err
+		}
+		defer snap.Close()
+		if until, err = startSnapshot(ctx, snap); err != nil {
+			return nil, err
+		}
+		defer snap.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // read-only
+	} else if until, err = masterStatus(ctx, conn); err != nil {
+		return nil, err
+	}
+
+	c := &cdc{o: o, log: log, res: res, colls: colls, tracked: map[string]bool{}, target: target}
 	for _, t := range o.Tables {
 		c.tracked[t] = true
-	}
-	if st.LastFile != "" {
-		if c.names.last, err = parseCDCName(st.LastFile); err != nil {
-			return nil, fmt.Errorf("capture: state: %w", err)
-		}
-	}
-	until, err := masterStatus(ctx, conn)
-	if err != nil {
-		return nil, err
 	}
 	res.From, res.To = st.Position, until
 	if err := c.run(ctx, st.Position, until); err != nil {
 		return nil, err
 	}
-	st.Position = until
-	if !c.names.last.IsZero() {
-		st.LastFile = strings.Replace(c.names.last.Format(cdcNameLayout), ".", "", 1) + ".parquet"
+	if err := target.FlushAll(); err != nil {
+		return nil, fmt.Errorf("capture: %w", err)
 	}
+	for _, t := range reload {
+		deleted, err := target.DeleteTable(t)
+		res.Tables[t].Deleted = append(res.Tables[t].Deleted, deleted...)
+		if err != nil {
+			return nil, fmt.Errorf("capture: reload: %w", err)
+		}
+		n, err := loadTable(ctx, snap, o, target, t, res.Tables[t])
+		if err != nil {
+			return nil, err
+		}
+		st.LoadFiles[t] = n
+		res.Tables[t].Reloaded = true
+	}
+	st.Position = until
+	st.LastFile = target.LastFile()
 	if err := saveState(o.Output, st); err != nil {
 		return nil, err
 	}
-	log.Info("capture: done", "from", res.From, "to", res.To, "transactions", res.Transactions)
+	log.Info("capture: done", "from", res.From, "to", res.To, "transactions", res.Transactions, "reloaded", reload)
 	return res, nil
+}
+
+// sourceConn is a connection whose TIMESTAMP values are in UTC, as the
+// binlog holds them.
+func sourceConn(ctx context.Context, db *sql.DB) (*sql.Conn, error) {
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("capture: connecting to the source: %w", err)
+	}
+	if _, err := conn.ExecContext(ctx, "SET time_zone = '+00:00'"); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("capture: %w", err)
+	}
+	return conn, nil
 }
 
 func sorted(s []string) []string {
@@ -309,72 +434,41 @@ func masterStatus(ctx context.Context, q querier) (binlog.Position, error) {
 	return p, rows.Err()
 }
 
-// fullLoad writes every table's LOAD files from one consistent snapshot and
-// returns the state positioned at the snapshot's binlog position.
-func fullLoad(ctx context.Context, conn *sql.Conn, o Options, res *Result, log *slog.Logger) (*State, error) {
-	if err := os.MkdirAll(o.Output, 0o755); err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
-	}
+// startSnapshot starts a consistent snapshot on conn and returns its
+// binlog position, which MariaDB reports: changes after it are in the
+// binlog from there, none before it.
+func startSnapshot(ctx context.Context, conn *sql.Conn) (binlog.Position, error) {
 	if _, err := conn.ExecContext(ctx, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"); err != nil {
-		return nil, fmt.Errorf("capture: %w", err)
+		return binlog.Position{}, fmt.Errorf("capture: %w", err)
 	}
 	if _, err := conn.ExecContext(ctx, "START TRANSACTION WITH CONSISTENT SNAPSHOT"); err != nil {
-		return nil, fmt.Errorf("capture: starting the full load's snapshot: %w", err)
+		return binlog.Position{}, fmt.Errorf("capture: starting a consistent snapshot: %w", err)
 	}
-	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // read-only
-	// MariaDB gives the binlog position of the snapshot: changes after it
-	// are in the binlog from there, none before it.
 	var pos binlog.Position
 	for name, dst := range map[string]any{"binlog_snapshot_file": &pos.File, "binlog_snapshot_position": &pos.Offset} {
 		var n string
 		if err := conn.QueryRowContext(ctx, "SHOW STATUS LIKE '"+name+"'").Scan(&n, dst); err != nil {
-			return nil, fmt.Errorf("capture: reading %s (MariaDB is needed for a consistent full load): %w", name, err)
+			return binlog.Position{}, fmt.Errorf("capture: reading %s (MariaDB is needed for a consistent full load): %w", name, err)
 		}
 	}
+	return pos, nil
+}
+
+// fullLoad writes every table's LOAD files from one consistent snapshot and
+// returns the state positioned at the snapshot's binlog position.
+func fullLoad(ctx context.Context, conn *sql.Conn, o Options, target *dmstest.Target, res *Result) (*State, error) {
+	pos, err := startSnapshot(ctx, conn)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK") //nolint:errcheck // read-only
 	st := &State{Version: 1, Position: pos, Tables: slices.Clone(o.Tables), LoadFiles: map[string]int{}}
 	for _, t := range o.Tables {
-		schema, table, _ := strings.Cut(t, ".")
-		cols, err := tableColumns(ctx, conn, schema, table)
+		n, err := loadTable(ctx, conn, o, target, t, res.Tables[t])
 		if err != nil {
-			return nil, fmt.Errorf("capture: %w", err)
+			return nil, err
 		}
-		pcols := make([]dmstest.Column, len(cols))
-		for i, c := range cols {
-			if pcols[i], err = c.parquet(); err != nil {
-				return nil, fmt.Errorf("capture: %s: %w", t, err)
-			}
-		}
-		tr := res.Tables[t]
-		b := &batch{cols: pcols}
-		flush := func() error {
-			st.LoadFiles[t]++
-			path := filepath.Join(o.Output, schema, table, fmt.Sprintf("LOAD%08X.parquet", st.LoadFiles[t]))
-			if err := writeFile(path, b.cols, b.ops, b.rows); err != nil {
-				return fmt.Errorf("capture: full load of %s: %w", t, err)
-			}
-			tr.Files = append(tr.Files, path)
-			log.Info("capture: full load file", "table", t, "file", path, "rows", len(b.rows))
-			b = &batch{cols: pcols}
-			return nil
-		}
-		err = selectAll(ctx, conn, schema, table, cols, func(row []any) error {
-			b.ops = append(b.ops, "I")
-			b.rows = append(b.rows, row)
-			b.bytes += estimate(row)
-			tr.LoadRows++
-			if b.bytes >= o.MaxFileSize {
-				return flush()
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, fmt.Errorf("capture: %w", err)
-		}
-		if len(b.rows) > 0 { // an empty table gets no LOAD file, as with DMS
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
+		st.LoadFiles[t] = n
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return nil, fmt.Errorf("capture: ending the full load's snapshot: %w", err)
@@ -385,6 +479,82 @@ func fullLoad(ctx context.Context, conn *sql.Conn, o Options, res *Result, log *
 	return st, nil
 }
 
+// loadTable writes table's LOAD files from the snapshot open on conn and
+// returns how many it wrote. Before-image columns are null in a full load:
+// no row of it has a before image.
+func loadTable(ctx context.Context, conn *sql.Conn, o Options, target *dmstest.Target, table string, tr *TableResult) (int, error) {
+	schema, name, _ := strings.Cut(table, ".")
+	cols, pk, err := tableColumns(ctx, conn, schema, name)
+	if err != nil {
+		return 0, fmt.Errorf("capture: %w", err)
+	}
+	pcols, err := parquetColumns(cols)
+	if err != nil {
+		return 0, fmt.Errorf("capture: %s: %w", table, err)
+	}
+	prefix, bi := o.beforeImagePrefix(table)
+	if bi {
+		if pcols, err = withBeforeImage(table, pcols, pk, prefix); err != nil {
+			return 0, err
+		}
+	}
+	load := target.NewLoad(table, pcols)
+	err = selectAll(ctx, conn, schema, name, cols, func(row []any) error {
+		if bi {
+			row = append(row, make([]any, len(pk))...)
+		}
+		return load.Add(row)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("capture: %w", err)
+	}
+	files, rows, err := load.Close()
+	if err != nil {
+		return 0, fmt.Errorf("capture: %w", err)
+	}
+	tr.LoadRows += rows
+	return len(files), nil
+}
+
+func parquetColumns(cols []column) ([]dmstest.Column, error) {
+	out := make([]dmstest.Column, len(cols))
+	for i, c := range cols {
+		var err error
+		if out[i], err = c.parquet(); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// withBeforeImage appends table's before-image columns to its Parquet
+// columns: prefix+name for each primary key column (column-filter
+// pk-only), of the key column's type, in table order, after the table's
+// columns. Where DMS puts them is from an AWS answer showing DMS's output
+// for a composite key (re:Post "How to determine which record was updated
+// when primary key is updated": "I,30004,1,11,," then
+// "U,30004,66,11,30004,1"): after the table's columns, in the key
+// columns' order, null in inserts.
+func withBeforeImage(table string, pcols []dmstest.Column, pk []int, prefix string) ([]dmstest.Column, error) {
+	if len(pk) == 0 {
+		return nil, fmt.Errorf("capture: %s has add-before-image-columns (pk-only) but no primary key", table)
+	}
+	out := slices.Clone(pcols)
+	for _, i := range sortedInts(pk) {
+		c := pcols[i]
+		c.Name = prefix + c.Name
+		c.Required = false
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+func sortedInts(s []int) []int {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return s
+}
+
 // cdc turns binlog transactions into CDC files.
 type cdc struct {
 	o       Options
@@ -392,8 +562,7 @@ type cdc struct {
 	res     *Result
 	colls   map[uint64]string
 	tracked map[string]bool
-	batches map[string]*batch // by table
-	names   *namer
+	target  *dmstest.Target
 
 	inTx    bool
 	pending []change
@@ -412,7 +581,18 @@ type change struct {
 // binlog they never appear as QUERY events inside a transaction.
 var statementDML = regexp.MustCompile(`(?i)^\s*(INSERT|UPDATE|DELETE|REPLACE|LOAD\s+DATA)\b`)
 
-var tableDDL = regexp.MustCompile(`(?i)^\s*(TRUNCATE|DROP\s+TABLE|RENAME\s+TABLE)\b`)
+var tableDDL = regexp.MustCompile(`(?i)^\s*(DROP\s+TABLE|RENAME\s+TABLE)\b`)
+
+// truncateDDL matches TRUNCATE [TABLE] name, the name bare or quoted, with
+// or without its schema.
+var truncateDDL = regexp.MustCompile("(?is)^\\s*TRUNCATE\\s+(?:TABLE\\s+)?(`(?:[^`]|``)+`|[^\\s.`;]+)(?:\\s*\\.\\s*(`(?:[^`]|``)+`|[^\\s.`;]+))?\\s*;?\\s*$")
+
+func unquoteIdent(s string) string {
+	if strings.HasPrefix(s, "`") {
+		return strings.ReplaceAll(s[1:len(s)-1], "``", "`")
+	}
+	return s
+}
 
 func (c *cdc) run(ctx context.Context, from, until binlog.Position) error {
 	r, err := binlog.Open(binlog.Options{Index: c.o.BinlogIndex, From: from, Until: until})
@@ -453,6 +633,11 @@ func (c *cdc) run(ctx context.Context, from, until binlog.Position) error {
 				if c.inTx && statementDML.MatchString(sqlText) {
 					return fmt.Errorf("capture: %s: a statement logged as text inside a transaction (%.60q): the server must run with --binlog-format=ROW", ev.Pos, sqlText)
 				}
+				if m := truncateDDL.FindStringSubmatch(sqlText); m != nil {
+					if err := c.truncate(ev, b, m); err != nil {
+						return err
+					}
+				}
 				if tableDDL.MatchString(sqlText) {
 					c.log.Warn("capture: DDL that DMS turns into a dropped table folder; icemerge keeps the table's rows", "at", ev.Pos, "sql", sqlText)
 				}
@@ -470,18 +655,42 @@ func (c *cdc) run(ctx context.Context, from, until binlog.Position) error {
 	if c.inTx {
 		return fmt.Errorf("capture: the binlog ends at %s inside a transaction: %w", until, binlog.ErrCorrupt)
 	}
-	for t := range c.batches {
-		if err := c.flush(t); err != nil {
-			return err
-		}
+	return nil
+}
+
+// truncate handles a TRUNCATE statement: for a captured table, with
+// HandleSourceTableTruncated, the deletion of every object of its folder
+// (its pending changes included), as DMS does.
+func (c *cdc) truncate(ev *binlog.Event, q *binlog.Query, m []string) error {
+	schema, table := q.Schema, unquoteIdent(m[1])
+	if m[2] != "" {
+		schema, table = table, unquoteIdent(m[2])
+	}
+	name := schema + "." + table
+	if !c.tracked[name] {
+		return nil
+	}
+	tr := c.res.Tables[name]
+	tr.Truncates++
+	if !c.o.HandleSourceTableTruncated {
+		c.log.Warn("capture: TRUNCATE of a captured table is not replicated (DMS without HandleSourceTableTruncated): the target keeps the table's rows", "at", ev.Pos, "table", name)
+		return nil
+	}
+	deleted, err := c.target.DeleteTable(name)
+	tr.Deleted = append(tr.Deleted, deleted...)
+	if err != nil {
+		return fmt.Errorf("capture: %s: TRUNCATE %s: %w", ev.Pos, name, err)
 	}
 	return nil
 }
 
 func (c *cdc) begin() { c.inTx, c.pending = true, c.pending[:0] }
 
-// rows converts a rows event of a captured table into changes: I with the
-// after image, U with the after image, D with the before image.
+// rows converts a rows event of a captured table into changes, as DMS
+// writes them for a MySQL source with binlog_row_image=FULL: I with the
+// after image, U with the after image (one U also when the primary key
+// changes: DMS does not name the old key), D with the before image; with
+// before-image columns, the key's values before the change after them.
 func (c *cdc) rows(ev *binlog.Event, rows *binlog.Rows) error {
 	tm := rows.Table
 	name := tm.Schema + "." + tm.Table
@@ -492,18 +701,26 @@ func (c *cdc) rows(ev *binlog.Event, rows *binlog.Rows) error {
 		return fmt.Errorf("capture: %s: the table map of %s has no column names or character sets: start the server with --binlog-row-metadata=FULL", ev.Pos, name)
 	}
 	cols := make([]column, len(tm.Columns))
-	pcols := make([]dmstest.Column, len(tm.Columns))
 	for i := range tm.Columns {
 		var err error
 		if cols[i], err = fromTableMap(&tm.Columns[i], c.colls); err != nil {
 			return fmt.Errorf("capture: %s: %s: %w", ev.Pos, name, err)
 		}
-		if pcols[i], err = cols[i].parquet(); err != nil {
-			return fmt.Errorf("capture: %s: %s: %w", ev.Pos, name, err)
+	}
+	pcols, err := parquetColumns(cols)
+	if err != nil {
+		return fmt.Errorf("capture: %s: %s: %w", ev.Pos, name, err)
+	}
+	prefix, bi := c.o.beforeImagePrefix(name)
+	var pk []int
+	if bi {
+		pk = sortedInts(tm.PrimaryKey)
+		if pcols, err = withBeforeImage(name, pcols, pk, prefix); err != nil {
+			return fmt.Errorf("%w (at %s)", err, ev.Pos)
 		}
 	}
 	convert := func(img []any) (dmstest.Row, error) {
-		row := make(dmstest.Row, len(img))
+		row := make(dmstest.Row, len(img), len(img)+len(pk))
 		for i, v := range img {
 			if v == binlog.Absent {
 				return nil, fmt.Errorf("column %s is not in the row image: the server must run with --binlog-row-image=FULL", cols[i].name)
@@ -515,7 +732,16 @@ func (c *cdc) rows(ev *binlog.Event, rows *binlog.Rows) error {
 		}
 		return row, nil
 	}
-	add := func(op string, row dmstest.Row) {
+	add := func(op string, row, before dmstest.Row) {
+		if bi {
+			for _, i := range pk {
+				if before == nil {
+					row = append(row, nil) // an insert has no before image
+				} else {
+					row = append(row, before[i])
+				}
+			}
+		}
 		c.pending = append(c.pending, change{table: name, op: op, cols: pcols, row: row, ts: ev.Header.Timestamp})
 	}
 	for i, ch := range rows.Rows {
@@ -532,53 +758,24 @@ func (c *cdc) rows(ev *binlog.Event, rows *binlog.Rows) error {
 		}
 		switch rows.Kind {
 		case binlog.Insert:
-			add("I", after)
+			add("I", after, nil)
 		case binlog.Delete:
-			add("D", before)
+			add("D", before, before)
 		case binlog.Update:
-			if keyChanged(tm.PrimaryKey, before, after) {
-				// DMS writes only the U, which would leave the old key's
-				// row in the target: delete it explicitly.
-				add("D", before)
-				add("I", after)
-				break
-			}
-			add("U", after)
+			add("U", after, before)
 		}
 	}
 	return nil
 }
 
-func keyChanged(pk []int, before, after dmstest.Row) bool {
-	for _, i := range pk {
-		if !reflect.DeepEqual(before[i], after[i]) {
-			return true
-		}
-	}
-	return false
-}
-
-// commit moves a committed transaction's changes into their tables'
-// batches, cutting files by schema, size and time.
+// commit moves a committed transaction's changes into the target, which
+// cuts files by schema, size and time.
 func (c *cdc) commit() error {
 	c.res.Transactions++
 	for _, ch := range c.pending {
-		b := c.batches[ch.table]
-		if b != nil && (!sameColumns(b.cols, ch.cols) || time.Duration(ch.ts-b.first)*time.Second >= c.o.MaxBatchInterval && ch.ts > b.first) {
-			// A new schema (ALTER TABLE) starts a new file, as does the
-			// batch interval.
-			if err := c.flush(ch.table); err != nil {
-				return err
-			}
-			b = nil
+		if err := c.target.Change(ch.table, ch.cols, ch.op, ch.row, time.Unix(int64(ch.ts), 0)); err != nil {
+			return fmt.Errorf("capture: %w", err)
 		}
-		if b == nil {
-			b = &batch{cols: ch.cols, first: ch.ts}
-			c.batches[ch.table] = b
-		}
-		b.ops = append(b.ops, ch.op)
-		b.rows = append(b.rows, ch.row)
-		b.bytes += estimate(ch.row)
 		tr := c.res.Tables[ch.table]
 		switch ch.op {
 		case "I":
@@ -588,30 +785,7 @@ func (c *cdc) commit() error {
 		case "D":
 			tr.Deletes++
 		}
-		if b.bytes >= c.o.MaxFileSize {
-			if err := c.flush(ch.table); err != nil {
-				return err
-			}
-		}
 	}
 	c.inTx, c.pending = false, c.pending[:0]
-	return nil
-}
-
-// flush writes a table's batch as a CDC file.
-func (c *cdc) flush(table string) error {
-	b := c.batches[table]
-	delete(c.batches, table)
-	if b == nil || len(b.rows) == 0 {
-		return nil
-	}
-	schema, name, _ := strings.Cut(table, ".")
-	path := filepath.Join(c.o.Output, schema, name, c.names.next())
-	if err := writeFile(path, b.cols, b.ops, b.rows); err != nil {
-		return fmt.Errorf("capture: %s: %w", table, err)
-	}
-	tr := c.res.Tables[table]
-	tr.Files = append(tr.Files, path)
-	c.log.Info("capture: cdc file", "table", table, "file", path, "rows", len(b.rows))
 	return nil
 }

@@ -14,7 +14,9 @@
 //     reports), Op I. An empty table gets no LOAD file.
 //   - Output/<schema>/<table>/yyyyMMdd-HHmmssSSS.parquet: the changes
 //     committed after the snapshot, in commit order, Op I with the after
-//     image, U with the after image, D with the before image; files are cut
+//     image, U with the after image (one U also when the primary key
+//     changes, carrying the new key: DMS does not name the old one), D with
+//     the before image (the whole row: binlog_row_image=FULL); files are cut
 //     every MaxBatchInterval of commit time or MaxFileSize of data, at a
 //     change of the table's columns (ALTER TABLE), and at the end of each
 //     run. Names come from the injectable clock and are strictly
@@ -37,9 +39,31 @@
 // BYTE_ARRAY. Zero dates and the zero TIMESTAMP become nulls, as DMS
 // writes them.
 //
-// One deliberate difference: an UPDATE that changes a primary key is
-// written as D (before image) and I (after image), so the old key does not
-// linger in the target.
+// Options.BeforeImage models DMS's transformation rule
+// add-before-image-columns with column-filter pk-only: the named tables'
+// files get a column <prefix><key column> (prefix BI_ by default) per
+// primary key column, after the table's columns, in table order, of the
+// key column's type, holding the key's value before the change: null in I
+// rows and in the full load, the old key in U rows (the same as the key
+// unless the key changed), the deleted key in D rows. Sources: the DMS
+// user guide's before-image-def (prefix, pk-only) and an AWS answer on
+// re:Post ("How to determine which record was updated when primary key is
+// updated") showing DMS's output "I,30004,1,11,," and
+// "U,30004,66,11,30004,1": after the table's columns, empty for an insert.
+// Unverified: the values in D rows and the columns' presence in LOAD files
+// (both as above).
+//
+// Options.HandleSourceTableTruncated models the DMS task setting: a
+// TRUNCATE of a captured table deletes every object of its folder (LOAD
+// and CDC files of every run so far, and the changes not yet written), and
+// its later CDC files start from the empty table. [Reload] models "Reload
+// table": the changes up to a consistent snapshot are written, the table's
+// objects deleted, and a new full load written from the snapshot under the
+// same LOAD names; the table's later CDC files come after it.
+//
+// The files are written through [dmstest.Target], with DMS's Parquet shape
+// ([dmstest.DMSOptions]: GZIP, data page v1, 10,000-row row groups, 1 MiB
+// pages and dictionaries, statistics).
 //
 // The server must run with --log-bin, --binlog-format=ROW,
 // --binlog-row-image=FULL and --binlog-row-metadata=FULL (column names,

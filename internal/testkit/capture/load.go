@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/icemerge/icemerge/internal/testkit/binlog"
@@ -54,12 +55,13 @@ var dataTypes = map[string]binlog.ColumnType{
 }
 
 // tableColumns describes the columns of schema.table from
-// information_schema, in table order, and its primary key.
-func tableColumns(ctx context.Context, q querier, schema, table string) (cols []column, err error) {
+// information_schema, in table order, and its primary key (indexes of
+// cols, in key order).
+func tableColumns(ctx context.Context, q querier, schema, table string) (cols []column, pk []int, err error) {
 	rows, err := q.QueryContext(ctx, `SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, NUMERIC_PRECISION, NUMERIC_SCALE, CHARACTER_SET_NAME
 		FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION`, schema, table)
 	if err != nil {
-		return nil, fmt.Errorf("reading the columns of %s.%s: %w", schema, table, err)
+		return nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", schema, table, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
@@ -67,11 +69,11 @@ func tableColumns(ctx context.Context, q querier, schema, table string) (cols []
 		var precision, scale sql.NullInt64
 		var charset sql.NullString
 		if err := rows.Scan(&name, &dataType, &columnType, &precision, &scale, &charset); err != nil {
-			return nil, fmt.Errorf("reading the columns of %s.%s: %w", schema, table, err)
+			return nil, nil, fmt.Errorf("reading the columns of %s.%s: %w", schema, table, err)
 		}
 		typ, ok := dataTypes[strings.ToLower(dataType)]
 		if !ok {
-			return nil, fmt.Errorf("%s.%s column %s: %w %s", schema, table, name, errUnsupported, columnType)
+			return nil, nil, fmt.Errorf("%s.%s column %s: %w %s", schema, table, name, errUnsupported, columnType)
 		}
 		c := column{name: name, typ: typ, unsigned: strings.Contains(strings.ToLower(columnType), "unsigned"),
 			precision: int(precision.Int64), scale: int(scale.Int64)}
@@ -86,12 +88,29 @@ func tableColumns(ctx context.Context, q querier, schema, table string) (cols []
 		cols = append(cols, c)
 	}
 	if err := rows.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if len(cols) == 0 {
-		return nil, fmt.Errorf("table %s.%s not found (information_schema.COLUMNS lists no column): check --tables", schema, table)
+		return nil, nil, fmt.Errorf("table %s.%s not found (information_schema.COLUMNS lists no column): check --tables", schema, table)
 	}
-	return cols, nil
+	keys, err := q.QueryContext(ctx, `SELECT COLUMN_NAME FROM information_schema.KEY_COLUMN_USAGE
+		WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? AND CONSTRAINT_NAME = 'PRIMARY' ORDER BY ORDINAL_POSITION`, schema, table)
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading the primary key of %s.%s: %w", schema, table, err)
+	}
+	defer keys.Close()
+	for keys.Next() {
+		var name string
+		if err := keys.Scan(&name); err != nil {
+			return nil, nil, fmt.Errorf("reading the primary key of %s.%s: %w", schema, table, err)
+		}
+		i := slices.IndexFunc(cols, func(c column) bool { return c.name == name })
+		if i < 0 {
+			return nil, nil, fmt.Errorf("primary key column %s of %s.%s is not among its columns", name, schema, table)
+		}
+		pk = append(pk, i)
+	}
+	return cols, pk, keys.Err()
 }
 
 // quoteIdent quotes a MySQL identifier.

@@ -102,6 +102,31 @@ type Options struct {
 	// Compression is "gzip" (the default, as DMS is configured in the
 	// pipeline), "snappy" or "none".
 	Compression string
+	// PageSize is the target size of a data page before encoding (DMS's
+	// DataPageSize); 0 keeps parquet-go's default of 256 KiB.
+	PageSize int
+	// DictPageSizeLimit caps a column chunk's dictionary (DMS's
+	// DictPageSizeLimit): past it the column falls back to PLAIN for the
+	// rest of the row group, as parquet-cpp does. 0: no limit.
+	DictPageSizeLimit int64
+}
+
+// The S3 endpoint's Parquet defaults (CONTEXT.md §2): RowGroupLength,
+// DataPageSize and DictPageSizeLimit.
+const (
+	DMSRowGroupLength    = 10_000
+	DMSDataPageSize      = 1 << 20
+	DMSDictPageSizeLimit = 1 << 20
+)
+
+// DMSOptions is the shape of the files DMS writes with the pipeline's
+// settings: an Op column, GZIP, ParquetVersion parquet-1-0 (data page v1),
+// 10,000-row row groups, 1 MiB data pages and dictionaries, dictionary
+// encoding and statistics on (parquet-go writes column chunk and page
+// statistics by default).
+func DMSOptions() Options {
+	return Options{Op: true, RowGroupRows: DMSRowGroupLength, Compression: "gzip",
+		PageSize: DMSDataPageSize, DictPageSizeLimit: DMSDictPageSizeLimit}
 }
 
 // opColumn is the name DMS gives the operation column.
@@ -141,6 +166,9 @@ func Write(w io.Writer, cols []Column, ops []string, rows []Row, o Options) (err
 	if o.RowGroupRows < 0 {
 		return fmt.Errorf("dmstest: RowGroupRows %d is negative", o.RowGroupRows)
 	}
+	if o.PageSize < 0 || o.DictPageSizeLimit < 0 {
+		return fmt.Errorf("dmstest: negative PageSize %d or DictPageSizeLimit %d", o.PageSize, o.DictPageSizeLimit)
+	}
 	if o.Op && len(ops) != len(rows) {
 		return fmt.Errorf("dmstest: %d ops for %d rows", len(ops), len(rows))
 	}
@@ -165,10 +193,18 @@ func Write(w io.Writer, cols []Column, ops []string, rows []Row, o Options) (err
 		}
 	}()
 	schema := parquet.NewSchema("schema", fields)
-	pw := parquet.NewWriter(w, schema,
+	wopts := []parquet.WriterOption{
 		parquet.Compression(codec),
 		parquet.DataPageVersion(1),
-	)
+		parquet.DataPageStatistics(true),
+	}
+	if o.PageSize > 0 {
+		wopts = append(wopts, parquet.PageBufferSize(o.PageSize))
+	}
+	if o.DictPageSizeLimit > 0 {
+		wopts = append(wopts, parquet.DictionaryMaxBytes(o.DictPageSizeLimit))
+	}
+	pw := parquet.NewWriter(w, append([]parquet.WriterOption{schema}, wopts...)...)
 	step := o.RowGroupRows
 	if step == 0 {
 		step = len(prows)

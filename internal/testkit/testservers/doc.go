@@ -43,6 +43,14 @@
 // the next process on the same host. An unreachable server skips the test,
 // or fails it with CI=true, as above.
 //
+// [PostgresOwn] starts a PostgreSQL of one test's own for logical
+// replication (the capture harness of internal/testkit/pgcapture): initdb
+// into the test's t.TempDir(), postgres on a free 127.0.0.1 port with
+// wal_level=logical, max_replication_slots and max_wal_senders 10, trust
+// authentication; binaries from ICEMERGE_POSTGRES_BIN, else the newest
+// /usr/lib/postgresql/<version>/bin; as root, run as the user postgres.
+// It is stopped when the test ends; it skips or fails like the others.
+//
 // A package using the servers calls [Main] from TestMain, which stops them
 // (SIGTERM, then SIGKILL) and removes their directories after the tests.
 // Each server also runs in its own process group with Pdeathsig SIGKILL, so

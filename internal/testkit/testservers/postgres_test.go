@@ -103,3 +103,30 @@ func TestPostgresUpdateWhereIsCompareAndSwap(t *testing.T) {
 		t.Errorf("loc %q (%v), want a", loc, err)
 	}
 }
+
+// A server of the test's own runs with what logical replication needs,
+// and a logical slot can be made on it.
+func TestPostgresOwn(t *testing.T) {
+	t.Parallel()
+	s := PostgresOwn(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, s.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	for name, want := range map[string]string{"wal_level": "logical", "max_replication_slots": "10", "max_wal_senders": "10", "server_encoding": "UTF8"} {
+		var got string
+		if err := conn.QueryRow(ctx, "SELECT current_setting($1)", name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != want {
+			t.Errorf("%s = %s, want %s", name, got, want)
+		}
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_create_logical_replication_slot('s', 'pgoutput')"); err != nil {
+		t.Errorf("creating a logical slot: %v", err)
+	}
+	t.Logf("PostgreSQL %s at %s, data %s", s.Version, s.URL, s.DataDir)
+}

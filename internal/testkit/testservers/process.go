@@ -61,13 +61,19 @@ type process struct {
 // SIGKILL if the thread that started it dies (Pdeathsig is per thread, so
 // the thread is locked and kept for as long as the child lives).
 func start(name, dir string, env []string, argv ...string) (*process, error) {
+	return startAs(name, dir, env, nil, argv...)
+}
+
+// startAs is start with the child running as another user (cred), as
+// PostgreSQL must when the tests run as root.
+func startAs(name, dir string, env []string, cred *syscall.Credential, argv ...string) (*process, error) {
 	p := &process{name: name, dir: dir, log: &tailBuffer{max: tailBytes}, done: make(chan struct{})}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Dir = dir
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL, Credential: cred}
 	cmd.WaitDelay = 2 * time.Second // a stray grandchild holding the log pipe
 	p.cmd = cmd
 
