@@ -24,12 +24,12 @@ require (
 
 require github.com/alecthomas/kong v1.17.0
 
-require github.com/aws/aws-sdk-go-v2/service/s3tables v1.16.2
-
 require (
-	github.com/jackc/pgio v1.0.0 // indirect
-	github.com/jackc/pglogrepl v0.0.0-20251213150135-2e8d0df862c1 // indirect
+	github.com/aws/aws-sdk-go-v2/service/s3tables v1.16.2
+	github.com/jackc/pglogrepl v0.0.0-20251213150135-2e8d0df862c1
 )
+
+require github.com/jackc/pgio v1.0.0 // indirect
 
 require (
 	cloud.google.com/go v0.123.0 // indirect

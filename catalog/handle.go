@@ -54,10 +54,6 @@ func (t *Table) LastToken() string { return LastToken(t.t) }
 // Stats counts the table's live files and snapshots.
 func (t *Table) Stats() TableStats { return Stats(t.t) }
 
-// Managed reports whether the table's store maintains it (compaction,
-// snapshot expiry, orphan removal) itself.
-func (t *Table) Managed() bool { return false }
-
 // ScanLive reads the live rows of the current snapshot that may hold a key
 // in rng; see [ScanLive].
 func (t *Table) ScanLive(ctx context.Context, cols []string, rng *merge.KeyRange, fn merge.LiveRowsFunc) (merge.ScanStats, error) {

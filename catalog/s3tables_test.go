@@ -38,17 +38,17 @@ import (
 // S3 requests pass through a fault transport, and plain clients (no
 // faults) to look at the table as AWS keeps it.
 type s3tEnv struct {
-	t     *testing.T
-	ctx   context.Context
-	moto  *testservers.Glue
-	tb    *testservers.TableBucket
-	ft    *testservers.FaultTransport
-	cat   *catalog.Catalog
-	raw   *s3tables.Client
-	s3    *s3.Client
-	ident table.Identifier
-	runs  int
-	logs  *syncBuffer // the catalog's log
+	t    *testing.T
+	ctx  context.Context
+	moto *testservers.Glue
+	tb   *testservers.TableBucket
+	ft   *testservers.FaultTransport
+	cat  *catalog.Catalog
+	raw  *s3tables.Client
+	s3   *s3.Client
+	name string // the table, NAMESPACE.NAME
+	runs int
+	logs *syncBuffer // the catalog's log
 }
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
@@ -72,7 +72,7 @@ func (s *syncBuffer) String() string {
 func newS3TablesEnv(t *testing.T) *s3tEnv {
 	t.Helper()
 	g := testservers.Moto(t)
-	e := &s3tEnv{t: t, moto: g, tb: g.NewTableBucket(t), ft: testservers.NewFaultTransport(nil), ident: table.Identifier{"test_db", "users"}, logs: &syncBuffer{}}
+	e := &s3tEnv{t: t, moto: g, tb: g.NewTableBucket(t), ft: testservers.NewFaultTransport(nil), name: "test_db.users", logs: &syncBuffer{}}
 	plain := g.S3TablesConfig(t, nil)
 	e.raw = s3tables.NewFromConfig(plain)
 	e.s3 = s3.NewFromConfig(plain)
@@ -97,16 +97,15 @@ func (e *s3tEnv) open(hc *http.Client) *catalog.Catalog {
 	return cat
 }
 
-func (e *s3tEnv) create() *table.Table {
+// s3tSchema is the test table's stored schema.
+var s3tSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int32},
+	{Name: "v", Type: arrow.BinaryTypes.String, Nullable: true},
+}, nil)
+
+func (e *s3tEnv) create() *catalog.Table {
 	e.t.Helper()
-	sc, err := catalog.IcebergSchema(arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int32},
-		{Name: "v", Type: arrow.BinaryTypes.String, Nullable: true},
-	}, nil), []string{"id"})
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	tbl, err := e.cat.Create(e.ctx, e.ident, sc, *iceberg.UnpartitionedSpec)
+	tbl, err := e.cat.Create(e.ctx, e.name, s3tSchema, []string{"id"}, nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -118,7 +117,7 @@ func (e *s3tEnv) create() *table.Table {
 func (e *s3tEnv) pointer() *s3tables.GetTableMetadataLocationOutput {
 	e.t.Helper()
 	out, err := e.raw.GetTableMetadataLocation(e.ctx, &s3tables.GetTableMetadataLocationInput{TableBucketARN: aws.String(e.tb.ARN),
-		Namespace: aws.String(e.ident[0]), Name: aws.String(e.ident[1])})
+		Namespace: aws.String("test_db"), Name: aws.String("users")})
 	if err != nil {
 		e.t.Fatalf("GetTableMetadataLocation: %v", err)
 	}
@@ -164,9 +163,9 @@ func (e *s3tEnv) check(when string, want map[int32]string) map[string]string {
 }
 
 // scanned reads the table's rows with iceberg-go's scan.
-func scanned(t *testing.T, ctx context.Context, tbl *table.Table) map[int32]string {
+func scanned(t *testing.T, ctx context.Context, tbl *catalog.Table) map[int32]string {
 	t.Helper()
-	at, err := tbl.Scan().ToArrowTable(ctx)
+	at, err := tbl.Iceberg().Scan().ToArrowTable(ctx)
 	if err != nil {
 		t.Fatalf("scan: %v", err)
 	}
@@ -187,14 +186,14 @@ func scanned(t *testing.T, ctx context.Context, tbl *table.Table) map[int32]stri
 // prepare plans a run as icemerge does: the live rows of the touched keys
 // found with ScanLive are deleted by position, the upserts written as new
 // rows.
-func (e *s3tEnv) prepare(cat *catalog.Catalog, tbl *table.Table, upserts map[int32]string, deletes ...int32) *catalog.Prepared {
+func (e *s3tEnv) prepare(cat *catalog.Catalog, tbl *catalog.Table, upserts map[int32]string, deletes ...int32) *catalog.Prepared {
 	e.t.Helper()
 	touched := map[int32]bool{}
 	for _, id := range append(slices.Collect(maps.Keys(upserts)), deletes...) {
 		touched[id] = true
 	}
 	dels := map[string][]int64{}
-	_, err := catalog.ScanLive(e.ctx, tbl, []string{"id"}, nil, func(path string, cols []arrow.Array, first int64, deleted func(int64) bool) error {
+	_, err := tbl.ScanLive(e.ctx, []string{"id"}, nil, func(path string, cols []arrow.Array, first int64, deleted func(int64) bool) error {
 		ids := cols[0].(*array.Int32)
 		for i := 0; i < ids.Len(); i++ {
 			if pos := first + int64(i); touched[ids.Value(i)] && !deleted(pos) {
@@ -206,7 +205,7 @@ func (e *s3tEnv) prepare(cat *catalog.Catalog, tbl *table.Table, upserts map[int
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	stored, err := catalog.StoredSchema(tbl.Schema())
+	stored, err := tbl.Schema()
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -235,9 +234,9 @@ func (e *s3tEnv) token() string {
 }
 
 // commit runs one whole run on cat: load, plan, commit.
-func (e *s3tEnv) commit(cat *catalog.Catalog, upserts map[int32]string, deletes ...int32) *table.Table {
+func (e *s3tEnv) commit(cat *catalog.Catalog, upserts map[int32]string, deletes ...int32) *catalog.Table {
 	e.t.Helper()
-	tbl, ok, err := cat.Load(e.ctx, e.ident)
+	tbl, ok, err := cat.Load(e.ctx, e.name)
 	if err != nil || !ok {
 		e.t.Fatalf("load: %v (exists %v)", err, ok)
 	}
@@ -249,7 +248,7 @@ func (e *s3tEnv) commit(cat *catalog.Catalog, upserts map[int32]string, deletes 
 	return out
 }
 
-func snapshots(tbl *table.Table) int { return len(tbl.Metadata().Snapshots()) }
+func snapshots(tbl *catalog.Table) int { return len(tbl.Iceberg().Metadata().Snapshots()) }
 
 // A table created in a table bucket takes runs (inserts, updates and
 // deletes by position delete, a schema change) and reads back the same
@@ -262,7 +261,7 @@ func TestS3TablesRoundTrip(t *testing.T) {
 	if !e.cat.Managed() {
 		t.Error("an S3 Tables catalog says its tables are not managed")
 	}
-	if _, ok, err := e.cat.Load(e.ctx, e.ident); ok || err != nil {
+	if _, ok, err := e.cat.Load(e.ctx, e.name); ok || err != nil {
 		t.Fatalf("load before creation: exists %v, %v", ok, err)
 	}
 	tbl := e.create()
@@ -273,7 +272,7 @@ func TestS3TablesRoundTrip(t *testing.T) {
 		t.Fatalf("created table at %s, metadata %s; S3 Tables has warehouse %s, metadata %s",
 			tbl.Location(), tbl.MetadataLocation(), wh, aws.ToString(ptr.MetadataLocation))
 	}
-	if _, err := e.cat.Create(e.ctx, e.ident, tbl.Schema(), *iceberg.UnpartitionedSpec); !errors.Is(err, icecat.ErrTableAlreadyExists) {
+	if _, err := e.cat.Create(e.ctx, e.name, s3tSchema, []string{"id"}, nil); !errors.Is(err, icecat.ErrTableAlreadyExists) {
 		t.Errorf("creating it again: %v, want ErrTableAlreadyExists", err)
 	}
 
@@ -290,12 +289,12 @@ func TestS3TablesRoundTrip(t *testing.T) {
 
 	// A fresh catalog (another run) loads what S3 Tables points at.
 	other := e.open(nil)
-	loaded, ok, err := other.Load(e.ctx, e.ident)
+	loaded, ok, err := other.Load(e.ctx, e.name)
 	if err != nil || !ok {
 		t.Fatalf("load: %v (exists %v)", err, ok)
 	}
-	if loaded.MetadataLocation() != aws.ToString(e.pointer().MetadataLocation) || catalog.LastToken(loaded) != "run-2" {
-		t.Errorf("loaded %s with token %q; S3 Tables points at %s", loaded.MetadataLocation(), catalog.LastToken(loaded), aws.ToString(e.pointer().MetadataLocation))
+	if loaded.MetadataLocation() != aws.ToString(e.pointer().MetadataLocation) || loaded.LastToken() != "run-2" {
+		t.Errorf("loaded %s with token %q; S3 Tables points at %s", loaded.MetadataLocation(), loaded.LastToken(), aws.ToString(e.pointer().MetadataLocation))
 	}
 	if got := scanned(t, e.ctx, loaded); !reflect.DeepEqual(got, want) {
 		t.Errorf("scan: %v, want %v", got, want)
@@ -306,17 +305,17 @@ func TestS3TablesRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := evolved.Schema().FindFieldByName("note"); !ok {
+	if _, ok := evolved.Iceberg().Schema().FindFieldByName("note"); !ok {
 		t.Fatal("the evolved schema has no column note")
 	}
-	reloaded, _, err := e.cat.Load(e.ctx, e.ident)
+	reloaded, _, err := e.cat.Load(e.ctx, e.name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := reloaded.Schema().FindFieldByName("note"); !ok {
+	if _, ok := reloaded.Iceberg().Schema().FindFieldByName("note"); !ok {
 		t.Fatal("the schema change is not in the table S3 Tables points at")
 	}
-	stored, _ := catalog.StoredSchema(reloaded.Schema())
+	stored, _ := reloaded.Schema()
 	ib, vb, nb := array.NewInt32Builder(memory.DefaultAllocator), array.NewStringBuilder(memory.DefaultAllocator), array.NewStringBuilder(memory.DefaultAllocator)
 	ib.Append(6)
 	vb.Append("f")
@@ -333,11 +332,11 @@ func TestS3TablesRoundTrip(t *testing.T) {
 	e.check("after the schema change", want)
 
 	// Every file of the table is in its warehouse location.
-	cur, _, err := e.cat.Load(e.ctx, e.ident)
+	cur, _, err := e.cat.Load(e.ctx, e.name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for f, err := range cur.AllManifests(e.ctx) {
+	for f, err := range cur.Iceberg().AllManifests(e.ctx) {
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -345,7 +344,7 @@ func TestS3TablesRoundTrip(t *testing.T) {
 			t.Errorf("manifest %s outside %s/metadata", f.FilePath(), wh)
 		}
 	}
-	tasks, err := cur.Scan().PlanFiles(e.ctx)
+	tasks, err := cur.Iceberg().Scan().PlanFiles(e.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,12 +375,12 @@ func TestS3TablesRoundTrip(t *testing.T) {
 		t.Errorf("expiry %+v: %d snapshots before, %d after", er, snapshots(compacted), snapshots(expired))
 	}
 	e.check("after expiry", want)
-	final, _, err := other.Load(e.ctx, e.ident)
+	final, _, err := other.Load(e.ctx, e.name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if catalog.LastToken(final) != fmt.Sprintf("run-%d", e.runs) || final.MetadataLocation() != expired.MetadataLocation() {
-		t.Errorf("after maintenance: token %q at %s, want run-%d at %s", catalog.LastToken(final), final.MetadataLocation(), e.runs, expired.MetadataLocation())
+	if final.LastToken() != fmt.Sprintf("run-%d", e.runs) || final.MetadataLocation() != expired.MetadataLocation() {
+		t.Errorf("after maintenance: token %q at %s, want run-%d at %s", final.LastToken(), final.MetadataLocation(), e.runs, expired.MetadataLocation())
 	}
 }
 
@@ -399,7 +398,7 @@ func TestS3TablesConflictingCommit(t *testing.T) {
 	}{
 		{"compaction", func(e *s3tEnv) {
 			other := e.open(nil)
-			tbl, _, err := other.Load(e.ctx, e.ident)
+			tbl, _, err := other.Load(e.ctx, e.name)
 			if err != nil {
 				e.t.Fatal(err)
 			}
@@ -420,7 +419,7 @@ func TestS3TablesConflictingCommit(t *testing.T) {
 				e.t.Fatal(err)
 			}
 			if _, err := e.raw.UpdateTableMetadataLocation(e.ctx, &s3tables.UpdateTableMetadataLocationInput{TableBucketARN: aws.String(e.tb.ARN),
-				Namespace: aws.String(e.ident[0]), Name: aws.String(e.ident[1]), VersionToken: ptr.VersionToken, MetadataLocation: aws.String(copyLoc)}); err != nil {
+				Namespace: aws.String("test_db"), Name: aws.String("users"), VersionToken: ptr.VersionToken, MetadataLocation: aws.String(copyLoc)}); err != nil {
 				e.t.Fatal(err)
 			}
 		}},
@@ -433,7 +432,7 @@ func TestS3TablesConflictingCommit(t *testing.T) {
 			e.commit(e.cat, map[int32]string{4: "d"}) // a second data file, for the compaction
 			want[4] = "d"
 
-			tbl, _, err := e.cat.Load(e.ctx, e.ident)
+			tbl, _, err := e.cat.Load(e.ctx, e.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -486,7 +485,7 @@ func TestS3TablesLostCommitAnswer(t *testing.T) {
 			want := map[int32]string{1: "a", 2: "b"}
 			e.commit(e.cat, want)
 
-			tbl, _, err := e.cat.Load(e.ctx, e.ident)
+			tbl, _, err := e.cat.Load(e.ctx, e.name)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -507,8 +506,8 @@ func TestS3TablesLostCommitAnswer(t *testing.T) {
 			if s := e.check("after the lost answer", want); s[catalog.KeyToken] != "run-x" {
 				t.Errorf("summary %v, want the run's token", s)
 			}
-			if catalog.LastToken(out) != "run-x" || snapshots(out) != before+1 {
-				t.Errorf("returned table: token %q, %d snapshots; want run-x and %d", catalog.LastToken(out), snapshots(out), before+1)
+			if out.LastToken() != "run-x" || snapshots(out) != before+1 {
+				t.Errorf("returned table: token %q, %d snapshots; want run-x and %d", out.LastToken(), snapshots(out), before+1)
 			}
 			// The table the run goes on with commits again (maintenance
 			// after the run, the next batch of a long run).
@@ -531,7 +530,7 @@ func TestS3TablesCommitNotSent(t *testing.T) {
 	e.create()
 	want := map[int32]string{1: "a"}
 	e.commit(e.cat, want)
-	tbl, _, err := e.cat.Load(e.ctx, e.ident)
+	tbl, _, err := e.cat.Load(e.ctx, e.name)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -565,11 +564,7 @@ func TestS3TablesCommitNotSent(t *testing.T) {
 func TestS3TablesInterruptedCreate(t *testing.T) {
 	e := newS3TablesEnv(t)
 	e.ft.Add(testservers.Rule{Name: "down", Match: testservers.MatchS3Tables("UpdateTableMetadataLocation"), Action: testservers.FailBefore})
-	sc, _ := catalog.IcebergSchema(arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int32},
-		{Name: "v", Type: arrow.BinaryTypes.String, Nullable: true},
-	}, nil), []string{"id"})
-	if _, err := e.cat.Create(e.ctx, e.ident, sc, *iceberg.UnpartitionedSpec); err == nil {
+	if _, err := e.cat.Create(e.ctx, e.name, s3tSchema, []string{"id"}, nil); err == nil {
 		t.Fatal("creation without its first metadata location succeeded")
 	}
 	half := e.pointer()
@@ -577,7 +572,7 @@ func TestS3TablesInterruptedCreate(t *testing.T) {
 		t.Fatalf("interrupted creation left metadata %s", aws.ToString(half.MetadataLocation))
 	}
 	e.ft.Reset()
-	if _, ok, err := e.cat.Load(e.ctx, e.ident); ok || err != nil {
+	if _, ok, err := e.cat.Load(e.ctx, e.name); ok || err != nil {
 		t.Fatalf("load of the half-created table: exists %v, %v; want not found", ok, err)
 	}
 	tbl := e.create()
@@ -614,7 +609,7 @@ func TestS3TablesOpenErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, ident := range []table.Identifier{{"test-db", "users"}, {"test_db", "Users"}, {"a", "b", "c"}} {
-		_, _, err := cat.Load(context.Background(), ident)
+		_, err := cat.LoadTable(context.Background(), ident)
 		if !errors.Is(err, icecat.ErrInvalidIdentifier) || (len(ident) == 2 && !strings.Contains(err.Error(), "lower-case letters, digits and underscores")) {
 			t.Errorf("table %v: %v", ident, err)
 		}
