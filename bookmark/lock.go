@@ -45,7 +45,7 @@ type lockRecord struct {
 	Owner string `json:"owner"`
 	// Process is the holder's process (absent in records of older
 	// versions, which then count as held by another machine).
-	Process  *process `json:"process,omitempty"`
+	Process  *process  `json:"process,omitempty"`
 	Acquired time.Time `json:"acquired"`
 	Expires  time.Time `json:"expires"`
 	// Released is set by Release where the record cannot be deleted (S3);

@@ -36,7 +36,9 @@ func NewS3Store(client S3API, bucket, prefix, table string) *Bookmarks {
 
 func (o s3Objects) key(name string) (string, error) { return keyInside(o.prefix, name) }
 
-func (o s3Objects) where(name string) string { return "s3://" + o.bucket + "/" + path.Join(o.prefix, name) }
+func (o s3Objects) where(name string) string {
+	return "s3://" + o.bucket + "/" + path.Join(o.prefix, name)
+}
 
 func statusOf(err error) int {
 	var re *smithyhttp.ResponseError
