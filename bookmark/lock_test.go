@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
@@ -32,7 +33,7 @@ const helperEnv = "ICEMERGE_BOOKMARK_LOCK_HELPER"
 
 // helperSpec tells the child what to open and do.
 type helperSpec struct {
-	Do     string            `json:"do"` // "lease" or "caslock"
+	Do     string            `json:"do"` // "lease", "caslock" or "churn"
 	Dir    string            `json:"dir,omitempty"`
 	Bucket string            `json:"bucket,omitempty"`
 	Prefix string            `json:"prefix,omitempty"`
@@ -79,6 +80,32 @@ func TestLockHelperProcess(t *testing.T) {
 		})
 		fmt.Println("error:", err)
 		os.Exit(2)
+	case "churn":
+		// Lock, renew, save, release, again and again, until killed.
+		fmt.Println("ready")
+		for i := 0; ; i++ {
+			l, err := b.Lock(ctx, fmt.Sprintf("%s-%d", s.Owner, i), bookmark.DefaultLeaseTTL, time.Now)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "churn:", err)
+				os.Exit(2)
+			}
+			if err := l.Renew(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "churn:", err)
+				os.Exit(2)
+			}
+			_, v, err := b.Load(ctx)
+			if err == nil {
+				_, err = b.Save(ctx, bookmark.New(s.Table).Begin(strconv.Itoa(i), nil, time.Now()), v)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "churn:", err)
+				os.Exit(2)
+			}
+			if err := l.Release(ctx); err != nil {
+				fmt.Fprintln(os.Stderr, "churn:", err)
+				os.Exit(2)
+			}
+		}
 	}
 	time.Sleep(time.Hour)
 }
@@ -304,6 +331,43 @@ func processLockSuite(t *testing.T, newStore func(t *testing.T) lockStore) {
 		if err := lease.Release(ctx); err != nil {
 			t.Fatal(err)
 		}
+	})
+
+	t.Run("killed at any point, a run never blocks the next one", func(t *testing.T) {
+		s := newStore(t)
+		spec := s.spec
+		spec.Do, spec.Owner = "churn", "churn"
+		found := map[bookmark.LockState]int{}
+		const kills = 25
+		for i := range kills {
+			c := startChild(t, spec)
+			time.Sleep(time.Duration(rand.IntN(40_000)) * time.Microsecond)
+			c.signal(t, syscall.SIGKILL)
+			c.wait()
+			if ws, ok := c.cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
+				t.Fatalf("kill %d: the churning child ended by itself (%v): %s", i, c.cmd.ProcessState, c.stderr.String())
+			}
+			h, _, err := s.b.Holder(ctx, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			found[h.State]++
+			began := time.Now()
+			lease, err := s.b.Lock(ctx, "next", bookmark.DefaultLeaseTTL, time.Now)
+			if err != nil {
+				t.Fatalf("kill %d (lock %s): Lock after the kill: %v", i, h.State, err)
+			}
+			if took := time.Since(began); took > time.Second {
+				t.Errorf("kill %d: Lock took %s", i, took)
+			}
+			if _, _, err := s.b.Load(ctx); err != nil {
+				t.Errorf("kill %d: the bookmark: %v", i, err)
+			}
+			if err := lease.Release(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		t.Logf("%d kills; the lock was found %v", kills, found)
 	})
 
 	t.Run("a lease whose pid now names another process, or none, is taken over", func(t *testing.T) {

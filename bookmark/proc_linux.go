@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 func bootID() string {
@@ -31,7 +32,16 @@ func pidNamespace() string {
 func lookup(pid int) (procState, error) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if errors.Is(err, fs.ErrNotExist) {
-		return procState{}, nil
+		// /proc mounted with hidepid hides other users' processes: ask
+		// the kernel before calling one gone. EPERM means it exists.
+		switch err := syscall.Kill(pid, 0); {
+		case errors.Is(err, syscall.ESRCH):
+			return procState{}, nil
+		case err == nil, errors.Is(err, syscall.EPERM):
+			return procState{exists: true}, nil
+		default:
+			return procState{}, err
+		}
 	}
 	if err != nil {
 		return procState{}, err
