@@ -155,8 +155,8 @@ func (b *Bookmarks) Lock(ctx context.Context, owner string, ttl time.Duration, n
 		if json.Unmarshal(cur, &held) == nil && held.Owner != owner {
 			switch h := held.holder(t, me); h.State {
 			case LockHeld:
-				return nil, fmt.Errorf("%w: %s holds %s%s until %s, renewing its lease every %s while it runs (wait for it to finish; a run that dies frees the table at once on its own machine, elsewhere when its lease ends)",
-					ErrLocked, h.Owner, b.table, h.from(), h.Expires.Format(time.RFC3339), RenewInterval(held.Expires.Sub(held.Acquired)).Round(time.Second))
+				return nil, fmt.Errorf("%w: %s holds %s%s until %s, renewing its lease while it runs (wait for it to finish or retry later; a run that dies frees the table at once on its own machine, elsewhere when its lease ends)",
+					ErrLocked, h.Owner, b.table, h.from(), h.Expires.Format(time.RFC3339))
 			case LockDead:
 				took = &h
 			}

@@ -79,16 +79,20 @@ func joinInside(base, name string) (string, error) {
 	return p, nil
 }
 
-// keyInside is joinInside for an S3 key prefix ("" for the bucket's root).
+// keyInside is joinInside for an S3 key prefix ("" for the bucket's root);
+// the key is path.Join(prefix, name), as it has always been.
 func keyInside(prefix, name string) (string, error) {
 	for _, e := range strings.Split(name, "/") {
 		if err := plainName(e); err != nil {
 			return "", err
 		}
 	}
-	base := strings.Trim(path.Clean("/"+prefix), "/")
-	k := path.Join(base, name)
-	if k == base || (base != "" && !strings.HasPrefix(k, base+"/")) || strings.HasPrefix(k, "../") || path.IsAbs(k) {
+	k := path.Join(prefix, name)
+	base := strings.TrimSuffix(path.Clean(prefix), "/")
+	if base == "." {
+		base = ""
+	}
+	if k == base || (base != "" && !strings.HasPrefix(k, base+"/")) || k == ".." || strings.HasPrefix(k, "../") {
 		return "", fmt.Errorf("%w: %q leaves the prefix %q", ErrBadName, name, prefix)
 	}
 	return k, nil
