@@ -11,6 +11,13 @@
 // before the commit (they are not: discard). A bookmark is never ahead of the
 // table: Files only ever holds files whose commit the table shows.
 //
+// Beside the bookmark, a table's folder holds its run lock (lock.go): a
+// short lease, renewed while the run lasts, that records the holder's host
+// and process. A run that dies on one machine frees the table at once for
+// the next run there, and within one lease (DefaultLeaseTTL) for a run
+// elsewhere. Every object name is built from a validated table name and
+// checked to stay inside its folder or prefix.
+//
 // The package does not read the table or the source; it is given the token
 // and the listing.
 package bookmark
