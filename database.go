@@ -125,8 +125,11 @@ func (c DatabaseConfig) Validate() error {
 		}
 	}
 	check := func(where string, t TableConfig) {
-		if t.Target != "" && (strings.ContainsAny(t.Target, "./ ") || t.Target != strings.ToLower(t.Target)) {
-			errs = append(errs, fmt.Errorf("%s: target %q: a lower-case table name without dots", where, t.Target))
+		if t.Target != "" {
+			// The name part of a table name, by the same rule as --table.
+			if _, err := catalog.Ident("ns." + t.Target); err != nil {
+				errs = append(errs, fmt.Errorf("%s: target %q: a lower-case table name without dots: %w", where, t.Target, err))
+			}
 		}
 		if slices.Contains(t.OrderBy, "source") && len(t.OrderBy) > 1 {
 			errs = append(errs, fmt.Errorf("%s: order_by: 'source' stands alone", where))

@@ -72,9 +72,9 @@ func (c Common) validate(needTable bool) error {
 	default:
 		if _, err := catalog.Ident(c.Table); err != nil {
 			errs = append(errs, fmt.Errorf("--table: %w", err))
-		}
-		if c.Table != strings.ToLower(c.Table) {
-			errs = append(errs, fmt.Errorf("--table %q: use lower case, as Glue and Athena store names", c.Table))
+			if c.Table != strings.ToLower(c.Table) && !strings.Contains(err.Error(), "lower case") {
+				errs = append(errs, fmt.Errorf("--table %q: use lower case, as Glue and Athena store names", c.Table))
+			}
 		}
 	}
 	switch c.Catalog {
@@ -137,7 +137,7 @@ type RunOptions struct {
 	PartitionRows int           `help:"Plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)." default:"2000000" placeholder:"N"`
 	SettleAfter   time.Duration `help:"List only after keys applied this long ago (0: list the whole folder every run)." default:"15m"`
 	Wait          time.Duration `help:"Wait this long for another run of the table to finish (0: exit 3 at once)." default:"0s"`
-	LockTTL       time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed while running; a run that died frees the table after it." default:"10m"`
+	LockTTL       time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while running; a run that dies frees the table at once on its own machine, elsewhere after at most this long." default:"60s"`
 	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
 	TombstoneTTL time.Duration `help:"Remember deleted keys this long, so older changes arriving late do not revive them (0: off)." default:"168h"`
 	// OnBadFile is what a file with bad input does to the run.
@@ -298,7 +298,7 @@ type MaintainOptions struct {
 	// commit in flight (another writer's) has not referenced them yet.
 	OrphanOlderThan Days          `help:"orphans: delete unreferenced files only when older than this (at least 1h)." default:"3d" placeholder:"AGE"`
 	Wait            time.Duration `help:"Wait this long for a run of the table to finish (0: exit 3 at once)." default:"0s"`
-	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed while maintaining." default:"10m"`
+	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while maintaining." default:"60s"`
 }
 
 // NewMaintainOptions are the defaults of a maintenance.

@@ -234,9 +234,14 @@ func WriteStatus(w io.Writer, s TableStatus) {
 	} else {
 		fmt.Fprintln(w, "  quarantined:   none")
 	}
-	if s.Locked {
-		fmt.Fprintf(w, "  lock:          held by %s until %s (a run is in progress)\n", s.Lock.Owner, ts(s.Lock.Expires))
-	} else {
+	switch l := s.Lock; {
+	case l != nil && l.State == bookmark.LockStuck:
+		fmt.Fprintf(w, "  lock:          stuck: %s\n", l.Detail)
+	case s.Locked:
+		fmt.Fprintf(w, "  lock:          held by %s until %s (a run is in progress)\n", l.Owner, ts(l.Expires))
+	case l != nil && l.State == bookmark.LockDead:
+		fmt.Fprintf(w, "  lock:          free: %s\n", l.Detail)
+	default:
 		fmt.Fprintln(w, "  lock:          free")
 	}
 	if s.Problem != "" {

@@ -750,3 +750,43 @@ func TestConcurrentCLIRunsOnPostgres(t *testing.T) {
 		t.Errorf("rows %v: want users 1 (updated), 2, 3, 5, 6", rows)
 	}
 }
+
+// A table name is checked before any use: a name that climbs out of the
+// bookmark folder is a usage error for every command, and writes nothing
+// outside it.
+func TestTraversalTableNames(t *testing.T) {
+	w := newWorld(t)
+	w.fixture("LOAD00000001.parquet", "LOAD00000001.parquet")
+	before := listTree(t, w.dir)
+	for _, name := range []string{"x.../../ns.other", "x.../../../../tmp/target_dir", "a.b c", "ns.t*", "a.b.c"} {
+		for _, args := range [][]string{
+			{"run", "--source", w.src, "--key", "user_id", "--table", name},
+			{"bookmark", "reset", "--table", name},
+			{"bookmark", "rewind", "--to", "20240814-000000000", "--table", name},
+			{"status", "--source", w.src, "--table", name},
+		} {
+			if code, _, stderr := w.run(args...); code != exitUsage || !strings.Contains(stderr, "--table") {
+				t.Errorf("%v: exit %d (%s), want %d naming --table", args, code, stderr, exitUsage)
+			}
+		}
+	}
+	if after := listTree(t, w.dir); !slices.Equal(before, after) {
+		t.Errorf("files appeared: %q, were %q", after, before)
+	}
+}
+
+// listTree lists the files under dir.
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
