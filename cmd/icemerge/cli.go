@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,7 +53,9 @@ const description = `icemerge applies the change files AWS DMS writes (Parquet) 
 
 Every flag can also be set by the environment variable ICEMERGE_<FLAG> (upper case, dashes as underscores: ICEMERGE_SOURCE, ICEMERGE_ORDER_BY). A flag on the command line wins over the variable.
 
-Exit codes: 0 done (also when nothing was new), 1 failed, 2 bad settings, 3 another run holds the table, 130 cancelled.`
+Exit codes: 0 done (also when nothing was new), 1 failed, 2 bad settings, 3 another run holds the table, 130 cancelled.
+
+icemerge --version (or icemerge version) prints the version and the commit it was built from.`
 
 // globals are the flags of every command.
 type globals struct {
@@ -82,7 +85,6 @@ func (g globals) json(w io.Writer) bool {
 // grammar is the command line.
 type grammar struct {
 	globals
-	VersionFlag kong.VersionFlag `name:"version" env:"-" help:"Print icemerge's version and commit, and exit."`
 
 	Run      runCmd      `cmd:"" help:"Apply a table's new DMS files to its Iceberg table, or every table of a schema folder."`
 	Check    checkCmd    `cmd:"" help:"Try, with a run's settings, each access a run needs (source, warehouse, bookmark, catalog) and name what is missing."`
@@ -132,7 +134,6 @@ func newParser(g *grammar, env func(string) (string, bool), stdout, stderr io.Wr
 		kong.Help(helpPrinter),
 		kong.DefaultEnvars("ICEMERGE"),
 		kong.Resolvers(envResolver(env)),
-		kong.Vars{"version": "icemerge " + version()},
 	)
 }
 
@@ -177,6 +178,10 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		return exitUsage
 	case args[0] == "help":
 		args = append(args[1:], "--help")
+	case slices.Contains(args, "--version") || slices.Contains(args, "-version"):
+		// Not a flag of the grammar: the Lambda event takes the run's flags.
+		fmt.Fprintf(stdout, "icemerge %s\n", version())
+		return exitOK
 	}
 	kctx, err := parser.Parse(doubleDash(parser, args))
 	if err != nil {

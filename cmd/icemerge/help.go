@@ -55,15 +55,13 @@ var examples = map[string]string{
   # The plan, writing nothing (for a new table without --key: the files' columns):
   icemerge run --source ./raw_input/test_db/users --table test_db.users --dry-run
   # S3 into the Glue Data Catalog, a JSON report on stdout:
-  AWS_REGION=eu-west-1 icemerge run --catalog glue --source s3://dms/raw_input/test_db/users \
-    --warehouse s3://lake/warehouse --table test_db.users --key user_id --report -
+  AWS_REGION=eu-west-1 icemerge run --catalog glue --source s3://dms/raw_input/test_db/users --warehouse s3://lake/warehouse --table test_db.users --key user_id --report -
   # Every table of a schema folder (drop --table), keys per table in a YAML file:
   icemerge run --catalog glue --source s3://dms/raw_input/test_db/ --warehouse s3://lake/warehouse --config icemerge.yaml
   # No updated_at column: order each key's changes by the files alone:
   icemerge run --source ./raw_input/test_db/events --table test_db.events --key event_id --order-by source`,
 	"check": `  # The permissions of a Glue deployment, before its first run (exit 0 only when every check passes):
-  AWS_REGION=eu-west-1 icemerge check --catalog glue --source s3://dms/raw_input/test_db/users \
-    --warehouse s3://lake/warehouse --table test_db.users
+  AWS_REGION=eu-west-1 icemerge check --catalog glue --source s3://dms/raw_input/test_db/users --warehouse s3://lake/warehouse --table test_db.users
   # The same settings as the deployment's runs, from its environment:
   ICEMERGE_SOURCE=s3://dms/raw_input/test_db/users ICEMERGE_TABLE=test_db.users icemerge check --json`,
 	"show": `  # The first rows, by primary key:
