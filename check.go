@@ -126,8 +126,8 @@ func (c *checker) source(ctx context.Context) {
 		objects++
 		if source.Classify(obj.Key) != merge.NotData {
 			data++
-			if first == "" {
-				first = obj.Key
+			if first == "" || source.CompareKeys(obj.Key, first) < 0 {
+				first = obj.Key // the first in source order: a run reads it first
 			}
 		}
 		if objects >= 1000 {
