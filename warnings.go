@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path"
 	"regexp"
 	"slices"
@@ -171,7 +170,12 @@ func (r *run) checkSettings(ctx context.Context) error {
 			}
 		}
 	}
-	keys := slices.Clone(r.keys)
+	// The key of an existing table is the table's: a file without it is bad
+	// input (--on-bad-file), not a setting.
+	var keys []string
+	if r.tbl == nil {
+		keys = slices.Clone(r.keys)
+	}
 	var order []string
 	for _, c := range r.o.OrderBy {
 		if !slices.Contains(tableCols, c) {
@@ -210,19 +214,17 @@ func (r *run) checkSettings(ctx context.Context) error {
 	if first == nil {
 		return nil // no readable file: the read step names the bad ones
 	}
+	if len(keys) > 0 || len(order) > 0 {
+		defer cache.release() // the run stops here
+	}
 	which := fmt.Sprintf("no file of %s", r.res.Source)
 	if checked < len(r.todo) {
 		which = fmt.Sprintf("none of the first %d files of %s", checked, r.res.Source)
 	}
 	var errs []error
 	if len(keys) > 0 {
-		if r.tbl != nil {
-			errs = append(errs, fmt.Errorf("%s has key column(s) %s of table %s (the files have %s): is --source the folder of this table?",
-				which, strings.Join(keys, ", "), r.o.Table, strings.Join(first.names(), ", ")))
-		} else {
-			errs = append(errs, fmt.Errorf("--key %s: %s has column(s) %s; the files have %s (the key is usually the first column after Op; pass --key with it)",
-				strings.Join(r.keys, ","), which, strings.Join(keys, ", "), strings.Join(first.names(), ", ")))
-		}
+		errs = append(errs, fmt.Errorf("--key %s: %s has column(s) %s; the files have %s (the key is usually the first column after Op; pass --key with it)",
+			strings.Join(r.keys, ","), which, strings.Join(keys, ", "), strings.Join(first.names(), ", ")))
 	}
 	if len(order) > 0 {
 		errs = append(errs, fmt.Errorf("--order-by %s: %s has column(s) %s (nor the table); candidates: %s",
@@ -273,7 +275,7 @@ func (f *footer) orderCandidates() []string {
 
 // onceSource is the run's source, keeping an object the settings check
 // opened for the read step's first open of it: an S3 object is read into
-// memory when opened, so it is fetched once.
+// memory when opened, so it is fetched once (one GET).
 type onceSource struct {
 	Source
 	mu   sync.Mutex
@@ -291,14 +293,25 @@ func (s *onceSource) Open(ctx context.Context, key string) (source.Reader, error
 	return s.Source.Open(ctx, key)
 }
 
-// footer reads the footer of the object key.
+// release closes the objects kept and not opened again.
+func (s *onceSource) release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for k, r := range s.kept {
+		r.Close()
+		delete(s.kept, k)
+	}
+}
+
+// footer reads the footer of the object key, and keeps the object open
+// for the next Open of it.
 func (s *onceSource) footer(ctx context.Context, key string) (*footer, error) {
 	r, err := s.Source.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
-	ft, err := readFooter(key, r)
-	if _, local := r.(*os.File); local || err != nil {
+	ft, err := readFooter(key, keepOpen{r})
+	if err != nil {
 		r.Close()
 		return ft, err
 	}
@@ -314,6 +327,12 @@ func (s *onceSource) footer(ctx context.Context, key string) (*footer, error) {
 	s.mu.Unlock()
 	return ft, nil
 }
+
+// keepOpen is a reader the Parquet reader cannot close: closing its file
+// reader closes the object it reads.
+type keepOpen struct{ source.Reader }
+
+func (keepOpen) Close() error { return nil }
 
 // readFooter reads a Parquet file's columns from its footer; a damaged
 // file is an error, never a panic.
@@ -404,8 +423,6 @@ func PreviewColumns(ctx context.Context, o RunOptions, d Deps) (*SourceColumns, 
 		sc.File, sc.Schema, sc.OrderCandidates = obj.Key, ft.schema, ft.orderCandidates()
 		break
 	}
-	for _, r := range src.kept {
-		r.Close()
-	}
+	src.release()
 	return sc, nil
 }
