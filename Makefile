@@ -5,7 +5,13 @@ BIN      := $(CURDIR)/bin
 MINIO_VERSION := v0.0.0-20260212201848-7aac2a2c5b7c
 DEMO     := $(CURDIR)/demo
 DEMO_SRC := $(DEMO)/raw_input/test_db/users
-DEMO_FLAGS := --table test_db.users --warehouse file://$(DEMO)/warehouse --catalog-uri $(DEMO)/icemerge.db
+# The catalog and bookmarks follow the warehouse (demo/warehouse/_icemerge):
+# every command given this --warehouse, from any folder, sees the table.
+DEMO_FLAGS := --table test_db.users --warehouse file://$(DEMO)/warehouse
+# The commit the binary reports (icemerge version), where the build has no
+# VCS stamp of its own (GOFLAGS=-buildvcs=false, a worktree).
+COMMIT   := $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo +dirty)
+LDFLAGS  := -X main.commit=$(COMMIT)
 # How long make fuzz (and so make test) runs each fuzz target: by default a
 # count of executions (about 10 s each here), because Go 1.26's duration
 # -fuzztime can fail a target at its deadline with "context deadline
@@ -21,7 +27,7 @@ FUZZMINIMIZETIME ?= 100x
 all: build
 
 build:
-	$(GO) build -o $(BIN)/icemerge ./cmd/icemerge
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/icemerge ./cmd/icemerge
 
 # Two runs on the worked users example: the full load, then the CDC file
 # with I 6, U 1, D 4. Prints the table: users 1 (updated email), 2, 3, 5, 6.
@@ -33,6 +39,9 @@ demo: build
 	$(BIN)/icemerge run --source $(DEMO_SRC) --key user_id $(DEMO_FLAGS)
 	@echo
 	$(BIN)/icemerge show $(DEMO_FLAGS)
+	@echo
+	@echo "Try, from any folder: $(BIN)/icemerge status $(DEMO_FLAGS) --source $(DEMO_SRC)"
+	@echo "                      $(BIN)/icemerge maintain $(DEMO_FLAGS) --dry-run"
 
 $(BIN)/minio:
 	@echo "building MinIO $(MINIO_VERSION) into ./bin (a few minutes the first time)"

@@ -215,7 +215,7 @@ func (r *run) loadTable(ctx context.Context) error {
 		return fmt.Errorf("table %s has no identifier fields (primary key); icemerge needs them to match rows: recreate the table with icemerge --key", r.o.Table)
 	}
 	if len(r.keys) > 0 && !slices.Equal(r.keys, tk) {
-		return fmt.Errorf("--key %v contradicts the primary key %v of table %s: drop --key or pass the table's", r.keys, tk, r.o.Table)
+		return usage(fmt.Errorf("--key %v contradicts the primary key %v of table %s: drop --key or pass the table's", r.keys, tk, r.o.Table))
 	}
 	r.keys = tk
 	return nil
@@ -275,7 +275,7 @@ func (r *run) list(ctx context.Context) error {
 	r.lap(&r.res.Time.List)
 	r.todo, r.left = r.o.bound(todo)
 	r.res.Files, r.res.Left, r.res.Listed = len(r.todo), len(r.left), listed
-	return nil
+	return r.warnings(ctx)
 }
 
 // unprocessed lists the source after st's settled key and returns the data
