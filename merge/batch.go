@@ -275,8 +275,8 @@ func (b *Batch) Add(f *File) error {
 
 // apply folds one change into the winner of its key, in source order. A
 // change with an order value wins when its value is at least the winner's
-// (on equal values the later change wins); a change whose order value is
-// null, and any change after one, wins by source order alone.
+// (on equal values the later change wins) or the winner's is null; a change
+// whose order value is null always wins.
 func (b *Batch) apply(wi int32, isNew bool, order []value, fi, ri, i int32, op Op) {
 	null := nullOrder(order)
 	w := &b.ws[wi]
