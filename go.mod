@@ -26,6 +26,7 @@ require github.com/alecthomas/kong v1.17.0
 
 require (
 	github.com/aws/aws-sdk-go-v2/service/s3tables v1.16.2
+	github.com/cockroachdb/datadriven v1.0.3
 	github.com/jackc/pglogrepl v0.0.0-20251213150135-2e8d0df862c1
 	github.com/vbauerster/mpb/v8 v8.16.2
 )
@@ -36,6 +37,7 @@ require (
 	github.com/clipperhouse/uax29/v2 v2.7.0 // indirect
 	github.com/jackc/pgio v1.0.0 // indirect
 	github.com/mattn/go-runewidth v0.0.30 // indirect
+	github.com/pmezard/go-difflib v1.0.1-0.20181226105442-5d4384ee4fb2 // indirect
 	github.com/vbauerster/cupwriter v0.0.5 // indirect
 )
 
