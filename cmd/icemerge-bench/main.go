@@ -64,6 +64,8 @@ func genMain(args []string) error {
 	fs.IntVar(&p.Changes, "changes", 1_000_000, "rows of each CDC batch (0: only the LOAD files)")
 	fs.IntVar(&batches, "batches", 1, "CDC batches")
 	fs.StringVar(&p.Spread, "spread", spreadUniform, "keys of the U and D changes: uniform (over the table) or clustered (the top 2% of the keys, at most the top 200k)")
+	fs.StringVar(&p.Shape, "shape", shapeDMS, "the files: dms (DMS's Parquet settings: GZIP, parquet-1-0, 10,000-row row groups, dictionary, statistics; CDC files of about 32 MB of whole transactions) or legacy (snappy, 128Ki-row row groups, 250k-row CDC files, LOAD files without Op)")
+	fs.Int64Var(&p.FileBytes, "cdc-file-bytes", dmsCDCFileBytes, "DMS shape: cut CDC files at about this size (CdcMinFileSize; -1: one file per batch)")
 	fs.StringVar(&work, "dir", "bench-work", "work dir: the generated data is cached under DIR/data")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,6 +105,12 @@ func (p genParams) validate(batches int) error {
 	if p.Spread != spreadUniform && p.Spread != spreadClustered {
 		errs = append(errs, fmt.Errorf("-spread %q: use uniform or clustered", p.Spread))
 	}
+	if p.Shape != shapeDMS && p.Shape != shapeLegacy {
+		errs = append(errs, fmt.Errorf("-shape %q: use dms or legacy", p.Shape))
+	}
+	if p.FileBytes == 0 || p.FileBytes < -1 {
+		errs = append(errs, fmt.Errorf("-cdc-file-bytes %d: use a size in bytes, or -1 for one file per batch", p.FileBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -111,8 +119,16 @@ func printGen(what string, s *genStats) {
 	if s.Cached {
 		how = fmt.Sprintf("cached (generated in %.1fs)", s.Seconds)
 	}
-	fmt.Printf("%-24s %10d rows %4d files %9.1f MiB  I %d U %d D %d, %d keys, %d repeats (%d equal updated_at)  %s  %s\n",
-		what, s.Rows, len(s.Files), mib(s.Bytes), s.Inserts, s.Updates, s.Deletes, s.Keys, s.Repeats, s.EqualTS, how, s.Location)
+	files := fmt.Sprintf("%4d files", len(s.Files))
+	if len(s.Files) > 1 && s.MaxFileBytes > 0 {
+		files += fmt.Sprintf(" (%.1f–%.1f MiB)", mib(s.MinFileBytes), mib(s.MaxFileBytes))
+	}
+	extra := ""
+	if s.Transactions > 0 {
+		extra = fmt.Sprintf(", %d transactions, %d re-inserts", s.Transactions, s.Reinserts)
+	}
+	fmt.Printf("%-24s %10d rows %s %9.1f MiB  I %d U %d D %d, %d keys, %d repeats (%d equal updated_at)%s  %s  %s\n",
+		what, s.Rows, files, mib(s.Bytes), s.Inserts, s.Updates, s.Deletes, s.Keys, s.Repeats, s.EqualTS, extra, how, s.Location)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
