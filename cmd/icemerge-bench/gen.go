@@ -159,15 +159,15 @@ const doneFile = "stats.json"
 
 // genStats describe one generated folder.
 type genStats struct {
-	Files    []string `json:"files"`
-	Bytes    int64    `json:"bytes"`
-	Rows     int      `json:"rows"`
-	Inserts  int      `json:"inserts"`
-	Updates  int      `json:"updates"`
-	Deletes  int      `json:"deletes"`
-	Keys     int      `json:"distinct_keys"`
-	Repeats  int      `json:"repeats"`  // changes of a key already changed earlier in the batch
-	EqualTS  int      `json:"equal_ts"` // of those, with the updated_at of the key's previous change
+	Files   []string `json:"files"`
+	Bytes   int64    `json:"bytes"`
+	Rows    int      `json:"rows"`
+	Inserts int      `json:"inserts"`
+	Updates int      `json:"updates"`
+	Deletes int      `json:"deletes"`
+	Keys    int      `json:"distinct_keys"`
+	Repeats int      `json:"repeats"`  // changes of a key already changed earlier in the batch
+	EqualTS int      `json:"equal_ts"` // of those, with the updated_at of the key's previous change
 	// Reinserts are I rows of a key deleted earlier (DMS shape: a U or D
 	// drawn for a deleted key re-creates it instead).
 	Reinserts int `json:"reinserts,omitempty"`
@@ -177,8 +177,8 @@ type genStats struct {
 	MinFileBytes int64   `json:"min_file_bytes,omitempty"`
 	MaxFileBytes int64   `json:"max_file_bytes,omitempty"`
 	Seconds      float64 `json:"seconds"` // generation time
-	Cached   bool     `json:"cached"`   // found in the cache (set when read back)
-	Location string   `json:"dir"`
+	Cached       bool    `json:"cached"`  // found in the cache (set when read back)
+	Location     string  `json:"dir"`
 }
 
 func (s *genStats) addFile(size int64) {
