@@ -44,6 +44,18 @@ type tableReport struct {
 	Error             string             `json:"error"`
 }
 
+// duckdbReport is what `icemerge-bench duckdb -report` writes.
+type duckdbReport struct {
+	Version      string             `json:"duckdb_version"`
+	Files        int                `json:"files"`
+	BytesRead    int64              `json:"bytes_read"`  // the source files
+	TableBytes   int64              `json:"table_bytes"` // the table file it read (merge)
+	RowsWritten  int64              `json:"rows_written"`
+	BytesWritten int64              `json:"bytes_written"`
+	SQL          string             `json:"sql"`
+	Durations    map[string]float64 `json:"durations"`
+}
+
 // measure is one child process: its wall time and peak RSS, and what it
 // reported.
 type measure struct {
@@ -57,6 +69,11 @@ type measure struct {
 	Report    *tableReport    `json:"report,omitempty"`
 	RawReport json.RawMessage `json:"raw_report,omitempty"`
 	Naive     *naiveReport    `json:"naive_report,omitempty"`
+	DuckDB    *duckdbReport   `json:"duckdb_report,omitempty"`
+	// TableRows are the table's live rows after the run: icemerge's and the
+	// naive merge's from the snapshot summary, DuckDB's as COPY counted
+	// them. nil: not known (the run failed).
+	TableRows *int64 `json:"table_rows,omitempty"`
 	// AddedBytes is what the run added under the warehouse folder, measured
 	// on disk (local runs only): data, deletes, metadata and bookmark.
 	AddedBytes int64  `json:"warehouse_bytes_added,omitempty"`

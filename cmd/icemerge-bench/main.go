@@ -4,10 +4,11 @@
 //	icemerge-bench [run] [flags]   generate (or reuse) the data, run every scenario, print and save the figures
 //	icemerge-bench gen [flags]     only generate the data (LOAD files and CDC batches) into the work dir
 //	icemerge-bench naive [flags]   the naive merge (iceberg-go Delete with an In filter, then Append), one run
+//	icemerge-bench duckdb [flags] FILES...   the same merge in DuckDB, a full rewrite of the table to zstd Parquet
 //	icemerge-bench measure-child RESULT BIN ARGS...   (internal) run BIN, write its wall time and peak RSS
 //
-// The runner starts bin/icemerge (and itself, for the naive merge) as
-// subprocesses, so each run's wall time and peak RSS are its own. `make
+// The runner starts bin/icemerge (and itself, for DuckDB and the naive
+// merge) as subprocesses, so each run's wall time and peak RSS are its own. `make
 // bench` builds both binaries and runs it; see README.md in this folder.
 package main
 
@@ -18,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 )
 
@@ -26,7 +28,7 @@ func main() {
 	defer stop()
 	args := os.Args[1:]
 	cmd := "run"
-	if len(args) > 0 && (args[0] == "run" || args[0] == "gen" || args[0] == "naive" || args[0] == "measure-child") {
+	if len(args) > 0 && slices.Contains([]string{"run", "gen", "naive", "duckdb", "measure-child"}, args[0]) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -35,6 +37,8 @@ func main() {
 		err = genMain(args)
 	case "naive":
 		err = naiveMain(ctx, args)
+	case "duckdb":
+		err = duckdbMain(ctx, args)
 	case "measure-child":
 		err = measureChildMain(args)
 	default:
@@ -132,3 +136,16 @@ func printGen(what string, s *genStats) {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// fmtBytes prints a size as 32 MiB, 512 KiB or 1000 B.
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", mib(n))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
