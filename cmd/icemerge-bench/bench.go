@@ -657,6 +657,7 @@ func sumMeasures(ms []measure) measure {
 	var rep *tableReport
 	for _, m := range ms {
 		out.Wall += m.Wall
+		out.CPU += m.CPU
 		out.AddedBytes += m.AddedBytes
 		out.RSSMiB = max(out.RSSMiB, m.RSSMiB)
 		out.TableRows = m.TableRows
@@ -894,8 +895,16 @@ func (b *bench) progress(s *scenario, rep, reps int, m measure) {
 		status = fmt.Sprintf("  FAILED (exit %d): %s", m.Exit, firstLine(m.Stderr))
 	case m.Report != nil:
 		status = "  " + m.Report.Outcome
+	case m.DuckDB != nil:
+		status = fmt.Sprintf("  %d rows written", m.DuckDB.RowsWritten)
 	}
-	fmt.Fprintf(b.out, "  %-8s %-6s %-52s %d/%d  wall %8s  RSS %7.0f MiB%s\n", s.Tool, s.Storage, s.Title, rep, reps, fmtDur(m.Wall), m.RSSMiB, status)
+	fmt.Fprintf(b.out, "  %-8s %-6s %-52s %d/%d  wall %8s  CPU %8s  RSS %7.0f MiB  load %s%s\n", s.Tool, s.Storage, s.Title, rep, reps, fmtDur(m.Wall), fmtDur(m.CPU), m.RSSMiB, firstField(m.LoadAvg), status)
+}
+
+// firstField is the first of the load averages (the last minute's).
+func firstField(s string) string {
+	f, _, _ := strings.Cut(s, " ")
+	return f
 }
 
 func firstLine(s string) string {

@@ -100,6 +100,9 @@ func (b *bench) evaluate() {
 		case m != nil && d != nil:
 			r := m.Wall / d.Wall
 			t.Value, t.Met = fmt.Sprintf("%.2f× (icemerge %s, DuckDB %s)", r, fmtDur(m.Wall), fmtDur(d.Wall)), ptr(r <= goal)
+			if d.CPU > 0 {
+				t.Note = strings.TrimSpace(fmt.Sprintf("CPU %.2f× (%s vs %s) %s", m.CPU/d.CPU, fmtDur(m.CPU), fmtDur(d.CPU), t.Note))
+			}
 		case ice == nil:
 			notMeasured(t, "")
 			continue
@@ -173,7 +176,7 @@ func (b *bench) evaluate() {
 			continue
 		}
 		ice := b.find(s.Group, "icemerge").median()
-		if ice == nil || (s.median() == nil && !s.Median.TimedOut) {
+		if ice == nil || s.Median == nil || (s.median() == nil && !s.Median.TimedOut) {
 			continue
 		}
 		r := ratio{Spread: s.Spread, Rows: s.Rows, Changes: s.Changes, Naive: s.Median.Wall, Icemerge: ice.Wall, Ratio: s.Median.Wall / ice.Wall, LowerOnly: s.Median.TimedOut}
@@ -236,7 +239,7 @@ func (b *bench) evaluate() {
 func (b *bench) printSummary() {
 	fmt.Fprintf(b.out, "\n== figures (median wall of the repetitions, highest peak RSS; × DuckDB: wall over DuckDB's on the same files in this run) ==\n")
 	w := tabwriter.NewWriter(b.out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "scenario\ttool\tstorage\truns\twall\t× DuckDB\trows/s\tsource MiB\ttable read MiB\twritten MiB\tpeak RSS MiB\ttable rows")
+	fmt.Fprintln(w, "scenario\ttool\tstorage\truns\twall\t× DuckDB\tCPU\t× DuckDB\trows/s\tsource MiB\ttable read MiB\twritten MiB\tpeak RSS MiB\ttable rows")
 	for _, s := range b.res.Scenarios {
 		m := s.Median
 		if m == nil {
@@ -253,10 +256,17 @@ func (b *bench) printSummary() {
 		case s.Changes > 0 && m.Wall > 0:
 			rate = count(int(float64(s.Changes) / m.Wall))
 		}
+		cpu, cpuVs := fmtDur(m.CPU), "-"
 		if r := b.vsDuckDB(s); r > 0 {
 			vs = fmt.Sprintf("%.2f×", r)
 		} else if d := b.find(s.Group, "duckdb").median(); m.TimedOut && d != nil {
 			vs = fmt.Sprintf("> %.1f×", m.Timeout/d.Wall)
+		}
+		if d := b.find(s.Group, "duckdb").median(); d != nil && s.median() != nil && d.CPU > 0 {
+			cpuVs = fmt.Sprintf("%.2f×", m.CPU/d.CPU)
+		}
+		if !m.ok() {
+			cpu = "-"
 		}
 		src, scanned, written := "-", "-", "-"
 		switch {
@@ -278,19 +288,26 @@ func (b *bench) printSummary() {
 		if m.TableRows != nil {
 			rows = strconv.FormatInt(*m.TableRows, 10)
 		}
-		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\n", s.Title, s.Tool, s.Storage, len(s.Runs), wall, vs, rate, src, scanned, written, s.MaxRSSMiB, rows)
+		fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0f\t%s\n", s.Title, s.Tool, s.Storage, len(s.Runs), wall, vs, cpu, cpuVs, rate, src, scanned, written, s.MaxRSSMiB, rows)
 	}
 	w.Flush()
-	fmt.Fprintln(b.out, "(* written: measured on disk, the table's new files; - : not reported. DuckDB reads its whole table file and writes a new one)")
+	fmt.Fprintln(b.out, "(CPU: user + system time of the median run, less sensitive than wall to other work on a shared machine. * written: measured on disk, the table's new files; - : not reported. DuckDB reads its whole table file and writes a new one)")
 
 	if len(b.res.RowChecks) > 0 {
 		fmt.Fprintf(b.out, "\n== row counts after the same merge: icemerge's table vs DuckDB's (a sanity check of the comparison) ==\n")
-		for _, c := range b.res.RowChecks {
-			verdict := "same"
-			if !c.Same {
-				verdict = fmt.Sprintf("DIFFER by %+d", c.Icemerge-c.DuckDB)
+		for i := 0; i < len(b.res.RowChecks); {
+			c, runs, same := b.res.RowChecks[i], 0, 0
+			for ; i < len(b.res.RowChecks) && b.res.RowChecks[i].Input == c.Input; i++ {
+				runs++
+				if r := b.res.RowChecks[i]; r.Same {
+					same++
+				} else {
+					fmt.Fprintf(b.out, "  %-22s icemerge %12d  DuckDB %12d  DIFFER by %+d\n", r.Input, r.Icemerge, r.DuckDB, r.Icemerge-r.DuckDB)
+				}
 			}
-			fmt.Fprintf(b.out, "  %-22s icemerge %12d  DuckDB %12d  %s\n", c.Input, c.Icemerge, c.DuckDB, verdict)
+			if same > 0 {
+				fmt.Fprintf(b.out, "  %-22s icemerge %12d  DuckDB %12d  same (%d of %d runs)\n", c.Input, c.Icemerge, c.DuckDB, same, runs)
+			}
 		}
 	}
 
