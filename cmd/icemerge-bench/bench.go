@@ -617,6 +617,9 @@ func (b *bench) fullLoad(ctx context.Context, t *localTable, id string, rows int
 	d.Runs = append(d.Runs, dm)
 	b.add(d)
 	t.duckOK = dm.ok()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
 	if !t.duckOK {
 		b.note("DuckDB's full load of %s failed: no DuckDB figures for this table: %s", t.root, firstLine(dm.Stderr))
 	}
