@@ -91,16 +91,20 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/testkit/binlog/
 
 # The benchmark, kept out of make test (cmd/icemerge-bench/README.md): generates
-# DMS files at scale (cached in bench-work/), runs icemerge and a naive
-# iceberg-go merge on them as subprocesses, prints wall time, rows/s, bytes and
-# peak RSS next to the targets (never failing on a missed one) and writes
-# bench-results/bench-<timestamp>.json. A few minutes at the defaults.
-# Overrides: make bench BENCH_FLAGS='-rows 1000000 -changes 100000 -reps 1';
+# DMS-shaped files at scale (GZIP, parquet-1-0, 10,000-row row groups, CDC files
+# of about 32 MB; cached in bench-work/), runs icemerge, DuckDB (the same merge
+# as a full rewrite to zstd Parquet, 2 threads) and a naive iceberg-go merge on
+# them as subprocesses, prints wall time as a ratio to DuckDB's, rows/s, bytes
+# and peak RSS next to issue 17's targets (never failing on a missed one) and
+# writes bench-results/bench-<timestamp>.json. The bench links DuckDB through
+# cgo (a C compiler is needed). About 15 minutes at the defaults, the first run
+# longer (it generates about 3 GB of data).
+# Overrides: make bench BENCH_FLAGS='-rows 1000000 -changes 100000 -reps 1 -small-files 100';
 # the long runs (100M-row table, 10M-change batch): BENCH_FLAGS=-full.
 BENCH_FLAGS ?=
 bench:
 	$(GO) build -o $(BIN)/icemerge ./cmd/icemerge
-	$(GO) build -o $(BIN)/icemerge-bench ./cmd/icemerge-bench
+	CGO_ENABLED=1 $(GO) build -o $(BIN)/icemerge-bench ./cmd/icemerge-bench
 	$(BIN)/icemerge-bench -icemerge $(BIN)/icemerge -minio-bin $(BIN)/minio $(BENCH_FLAGS)
 
 # The Go benchmarks (go test -bench), kept out of make test.
