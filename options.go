@@ -147,6 +147,10 @@ type RunOptions struct {
 	Keys Columns `name:"key" help:"The primary key column(s), comma-separated; used to create the table." placeholder:"COL,..."`
 	// OrderBy orders a key's changes; empty is source order only.
 	OrderBy Columns `name:"order-by" help:"The column(s) ordering the changes of a key, comma-separated; 'source' for source order only." default:"updated_at" placeholder:"COL,..."`
+	// BeforeImagePrefix names the before-image columns of DMS's
+	// add-before-image-columns rule (BI_<key column>): a U whose before
+	// image of the key differs from its key moves the row to the new key.
+	BeforeImagePrefix string `name:"before-image-prefix" help:"The prefix of the key's before-image columns (DMS rule add-before-image-columns): a U whose BI_ key differs from its key deletes the old key. Matched case-insensitively; BI_ columns never become table columns." default:"BI_" placeholder:"PREFIX"`
 	DryRun  bool    `help:"Print the plan and write nothing."`
 	// MaxFiles and MaxBytes bound a run's batch (0: no bound); a batch
 	// holds at least one file.

@@ -338,7 +338,7 @@ func (r *run) nothingNew(ctx context.Context) error {
 func (r *run) read(ctx context.Context) error {
 	r.log.Info("reading new files", "files", len(r.todo), "left", len(r.left))
 	r.bad = newBadFiles(r.o, r.todo, r.d.Now(), r.log)
-	files, err := readFiles(ctx, r.d.Source, r.todo, append(slices.Clone(r.keys), r.o.OrderBy...), int64(r.o.SourceCache), r.bad,
+	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad,
 		func(done int) { r.d.step(r.o.Table, "reading files", done, len(r.todo)) })
 	r.files = files
 	if err != nil {
@@ -418,7 +418,7 @@ func (r *run) planBatch(ctx context.Context) error {
 		// read again when the winners are written, so memory holds one
 		// file's rows at a time, not the batch's.
 		Reload: func(ctx context.Context, name string) (*merge.File, error) {
-			f, err := readFile(ctx, r.d.Source, name)
+			f, err := readFile(ctx, r.d.Source, name, r.mergeOptions())
 			if err != nil {
 				return nil, err
 			}
@@ -432,7 +432,7 @@ func (r *run) planBatch(ctx context.Context) error {
 	if r.o.TombstoneTTL > 0 {
 		po.Tombstones = r.st.DecodedTombstones()
 	}
-	r.pl = merge.NewPlanner(r.stored, merge.Options{Keys: r.keys, OrderBy: r.o.OrderBy}, r.files, po)
+	r.pl = merge.NewPlanner(r.stored, r.mergeOptions(), r.files, po)
 	r.res.Partitions = r.pl.Partitions()
 	if r.pl.Partitions() > 1 {
 		r.log.Info("planning in key-hash partitions", "partitions", r.pl.Partitions(), "changes", merge.Changes(r.files))
@@ -458,6 +458,11 @@ func (r *run) replan(ctx context.Context) (*merge.Plan, error) {
 	r.res.Time.Locate += st.Locate
 	r.res.Scan = st.Scan
 	return plan, err
+}
+
+// mergeOptions are the batch's key, order and before-image settings.
+func (r *run) mergeOptions() merge.Options {
+	return merge.Options{Keys: r.keys, OrderBy: r.o.OrderBy, BeforeImagePrefix: r.o.BeforeImagePrefix}
 }
 
 // nextTombstones are the tombstones after the plan.
