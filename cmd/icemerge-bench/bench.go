@@ -8,12 +8,16 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icemerge/icemerge"
+	"github.com/icemerge/icemerge/internal/testkit/naive"
 )
 
 // benchOpts are the flags of the runner.
@@ -541,17 +545,27 @@ func (b *bench) icemergeRun(ctx context.Context, t *localTable, files []string, 
 // snapshot's total-records less its total-position-deletes (the summary
 // iceberg-go and icemerge keep; the tables have no equality deletes).
 func (b *bench) countRows(ctx context.Context, t *localTable, m *measure) {
-	tbl, closeCat, err := naiveOpen(ctx, t.catalog(), "file://"+t.warehouse(), "bench.t")
+	c := icemerge.Common{Table: "bench.t", Catalog: "sql", CatalogURI: t.catalog(), Warehouse: "file://" + t.warehouse()}
+	if err := c.Complete(func(string) (string, bool) { return "", false }); err != nil {
+		b.note("counting the table's rows: %v", err)
+		return
+	}
+	octx, env, err := icemerge.Open(ctx, c, "", nil, slog.New(slog.DiscardHandler))
 	if err != nil {
 		b.note("counting the table's rows: %v", err)
 		return
 	}
-	defer closeCat()
-	snap := tbl.CurrentSnapshot()
-	if snap == nil || snap.Summary == nil {
+	defer env.Close()
+	tbl, ok, err := env.Catalog.Load(octx, c.Table)
+	if err != nil || !ok {
+		b.note("counting the table's rows: %v (exists %v)", err, ok)
 		return
 	}
-	p := snap.Summary.Properties
+	snap := tbl.Current()
+	if snap == nil {
+		return
+	}
+	p := snap.Summary
 	recs, err1 := strconv.ParseInt(p["total-records"], 10, 64)
 	dels, err2 := strconv.ParseInt(cmp.Or(p["total-position-deletes"], "0"), 10, 64)
 	if err1 != nil || err2 != nil || cmp.Or(p["total-equality-deletes"], "0") != "0" {
@@ -813,7 +827,7 @@ func (b *bench) naiveScenario(ctx context.Context, t *localTable, group string, 
 		"-warehouse", "file://"+t.warehouse(), "-catalog-uri", t.catalog(), "-report", report)
 	m.AddedBytes = dirSize(t.warehouse()) - before
 	if data, err := os.ReadFile(report); err == nil {
-		var r naiveReport
+		var r naive.Report
 		if jsonUnmarshal(data, &r) == nil {
 			m.Naive = &r
 		}

@@ -16,33 +16,14 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/icemerge/icemerge"
+	"github.com/icemerge/icemerge/internal/testkit/naive"
 )
 
-// tableReport is one table of icemerge's `--report` JSON (the fields the
-// bench shows; the whole document is kept in the results as raw JSON).
-type tableReport struct {
-	Table             string             `json:"table"`
-	Outcome           string             `json:"outcome"`
-	Files             int                `json:"files"`
-	RowsRead          int                `json:"rows_read"`
-	Inserts           int                `json:"inserts"`
-	Updates           int                `json:"updates"`
-	Deletes           int                `json:"deletes"`
-	Keys              int                `json:"keys"`
-	Duplicates        int                `json:"duplicates_collapsed"`
-	RowsInserted      int                `json:"rows_inserted"`
-	RowsUpdated       int                `json:"rows_updated"`
-	RowsDeleted       int                `json:"rows_deleted"`
-	Stale             int                `json:"stale"`
-	SnapshotID        int64              `json:"snapshot_id"`
-	BytesRead         int64              `json:"bytes_read"`
-	BytesWritten      int64              `json:"bytes_written"`
-	TableFilesScanned int                `json:"table_files_scanned"`
-	TableFilesPruned  int                `json:"table_files_pruned"`
-	TableBytesScanned int64              `json:"table_bytes_scanned"`
-	Durations         map[string]float64 `json:"durations"`
-	Error             string             `json:"error"`
-}
+// tableReport is one table of icemerge's `--report` JSON: the library's
+// own type.
+type tableReport = icemerge.TableReport
 
 // duckdbReport is what `icemerge-bench duckdb -report` writes.
 type duckdbReport struct {
@@ -73,7 +54,7 @@ type measure struct {
 	// --report yet, or the run wrote none).
 	Report    *tableReport    `json:"report,omitempty"`
 	RawReport json.RawMessage `json:"raw_report,omitempty"`
-	Naive     *naiveReport    `json:"naive_report,omitempty"`
+	Naive     *naive.Report   `json:"naive_report,omitempty"`
 	DuckDB    *duckdbReport   `json:"duckdb_report,omitempty"`
 	// TableRows are the table's live rows after the run: icemerge's and the
 	// naive merge's from the snapshot summary, DuckDB's as COPY counted

@@ -21,6 +21,8 @@ import (
 	"os/signal"
 	"slices"
 	"syscall"
+
+	"github.com/icemerge/icemerge/internal/testkit/naive"
 )
 
 func main() {
@@ -36,7 +38,7 @@ func main() {
 	case "gen":
 		err = genMain(args)
 	case "naive":
-		err = naiveMain(ctx, args)
+		err = naive.Main(ctx, args)
 	case "duckdb":
 		err = duckdbMain(ctx, args)
 	case "measure-child":
