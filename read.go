@@ -3,6 +3,7 @@ package icemerge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
 	"strconv"
@@ -28,10 +29,12 @@ const readWorkers = 2
 // object in source order is the one a failing run names.
 // Files whose decoded rows fit in cache bytes (in all) are kept whole, so
 // writing their winners need not read them again; the others keep only the
-// keep columns.
-func readFiles(ctx context.Context, src Source, objs []source.Object, keep []string, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+// keep columns. Each object is read as listed (pinned to its listing's
+// version) and pins records the version read, by key, for the second read.
+func readFiles(ctx context.Context, src Source, objs []source.Object, keep []string, cache int64, bad *badFiles, pins map[string]source.Version, progress func(done int)) ([]*merge.File, error) {
 	type result struct {
 		f   *merge.File
+		v   source.Version
 		err error
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -48,7 +51,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, keep []str
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f, err := readFile(ctx, src, objs[i].Key)
+				f, v, err := readFile(ctx, src, objs[i].Key, objs[i].Listed())
 				if err == nil {
 					sz := int64(0)
 					for _, r := range f.Records {
@@ -59,7 +62,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, keep []str
 						f.Project(keep)
 					}
 				}
-				results[i] <- result{f, err}
+				results[i] <- result{f, v, err}
 			}
 		}()
 	}
@@ -87,6 +90,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, keep []str
 			continue
 		}
 		files = append(files, r.f)
+		pins[o.Key] = r.v
 		progress(i + 1)
 	}
 	// Free what the workers read after a failure.
@@ -104,14 +108,28 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, keep []str
 	return files, failed
 }
 
-// readFile reads one source object.
-func readFile(ctx context.Context, src Source, key string) (*merge.File, error) {
-	r, err := src.Open(ctx, key)
+// readFile reads one source object, pinned to a version, and returns the
+// version read.
+func readFile(ctx context.Context, src Source, key string, pin source.Version) (*merge.File, source.Version, error) {
+	r, err := src.Open(ctx, key, pin)
 	if err != nil {
-		return nil, err
+		return nil, source.Version{}, err
 	}
 	defer r.Close()
-	return merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
+	f, err := merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
+	return f, r.Version(), err
+}
+
+// rereadFile reads an object again to write its winners, pinned to the
+// version its first read saw: a rewritten object fails the run (before
+// any commit) rather than mixing two versions' rows in one commit.
+func rereadFile(ctx context.Context, src Source, key string, pins map[string]source.Version) (*merge.File, error) {
+	pin, ok := pins[key]
+	if !ok || pin.IsZero() {
+		return nil, fmt.Errorf("reading %s again: the run kept no version of its first read (this is a bug)", key)
+	}
+	f, _, err := readFile(ctx, src, key, pin)
+	return f, err
 }
 
 // recordBytes is the memory of a record's buffers.
