@@ -2,13 +2,17 @@ package catalog
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/iceberg-go"
 	"github.com/apache/iceberg-go/table"
+
+	"github.com/icemerge/icemerge/merge"
 )
 
 // icebergType maps a stored Arrow type (see merge.StoredType) to Iceberg.
@@ -98,7 +102,65 @@ func IcebergSchema(sc *arrow.Schema, keys []string) (*iceberg.Schema, error) {
 	slices.SortFunc(ids, func(a, b int) int {
 		return slices.Index(keys, sc.Field(a-1).Name) - slices.Index(keys, sc.Field(b-1).Name)
 	})
-	return iceberg.NewSchemaWithIdentifiers(0, ids, fields...), nil
+	out := iceberg.NewSchemaWithIdentifiers(0, ids, fields...)
+	if err := checkNewNames(nil, fieldNames(sc)); err != nil {
+		return nil, err
+	}
+	if err := checkSchema(out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// checkNewNames checks the names of columns about to be created or added
+// next to the table's current ones (cur; nil for a new table): each a name
+// merge.CheckColumnName accepts, lowercase, and no two the same once
+// lowercased, since Glue and Athena store names lowercased. merge checks
+// the files' names first, naming the file; this is the catalog's own
+// guard, so no commit ever writes a schema its readers refuse.
+func checkNewNames(cur *iceberg.Schema, names []string) error {
+	seen := map[string]string{}
+	if cur != nil {
+		for _, f := range cur.Fields() {
+			seen[strings.ToLower(f.Name)] = f.Name
+		}
+	}
+	for _, n := range names {
+		if err := merge.CheckColumnName(n); err != nil {
+			return fmt.Errorf("column %q: %w", n, err)
+		}
+		if n != strings.ToLower(n) {
+			return fmt.Errorf("column %q: %w: Glue and Athena store names in lower case", n, merge.ErrColumnName)
+		}
+		if prev, ok := seen[n]; ok {
+			return fmt.Errorf("column %q: %w: the table already has column %q, the same name to Glue and Athena", n, merge.ErrColumnName, prev)
+		}
+		seen[n] = n
+	}
+	return nil
+}
+
+// checkSchema checks, before a schema is committed, that the table stays
+// loadable and writable with it: its JSON form (as metadata stores it)
+// reads back as the same schema, and the data file writer accepts its
+// names (iceberg-go turns them into Avro-compatible Parquet names and
+// refuses empty, invalid or colliding ones).
+func checkSchema(sc *iceberg.Schema) error {
+	b, err := json.Marshal(sc)
+	if err != nil {
+		return fmt.Errorf("%w: %w", merge.ErrColumnName, err)
+	}
+	var back iceberg.Schema
+	if err := json.Unmarshal(b, &back); err != nil {
+		return fmt.Errorf("%w: the schema does not read back from its metadata: %w", merge.ErrColumnName, err)
+	}
+	if !back.Equals(sc) {
+		return fmt.Errorf("%w: the schema changes when written to metadata and read back (%v, then %v)", merge.ErrColumnName, icebergNames(sc), icebergNames(&back))
+	}
+	if _, err := iceberg.SanitizeColumnNames(sc); err != nil {
+		return fmt.Errorf("%w: the data file writer refuses the names: %w", merge.ErrColumnName, err)
+	}
+	return nil
 }
 
 func fieldNames(sc *arrow.Schema) []string {
@@ -142,6 +204,13 @@ func (c *Catalog) Evolve(ctx context.Context, t *Table, adds []arrow.Field, wide
 }
 
 func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, adds []arrow.Field, widen map[string]arrow.DataType) (*table.Table, error) {
+	var names []string
+	for _, f := range adds {
+		names = append(names, f.Name)
+	}
+	if err := checkNewNames(tbl.Schema(), names); err != nil {
+		return nil, fmt.Errorf("evolving the schema of %s: %w (nothing was committed)", Name(tbl), err)
+	}
 	tx := tbl.NewTransaction()
 	us := tx.UpdateSchema(true, false)
 	for _, f := range adds {
@@ -161,9 +230,44 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, adds []arrow.Fie
 	if err := us.Commit(); err != nil {
 		return nil, fmt.Errorf("evolving the schema of %s: %w", Name(tbl), err)
 	}
+	// The whole new metadata, checked as the next load will read it.
+	staged, err := tx.StagedTable()
+	if err != nil {
+		return nil, fmt.Errorf("evolving the schema of %s: %w", Name(tbl), err)
+	}
+	if err := checkMetadata(staged.Metadata()); err != nil {
+		return nil, fmt.Errorf("evolving the schema of %s: %w (nothing was committed)", Name(tbl), err)
+	}
 	out, err := tx.Commit(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("committing the schema change of %s: %w (nothing else was written; rerun)", Name(tbl), err)
 	}
 	return out, nil
+}
+
+// checkMetadata checks that metadata about to be committed reads back
+// (every later load parses it) with the same current schema, and that
+// the schema passes checkSchema.
+func checkMetadata(md table.Metadata) error {
+	b, err := json.Marshal(md)
+	if err != nil {
+		return fmt.Errorf("%w: %w", merge.ErrColumnName, err)
+	}
+	back, err := table.ParseMetadataBytes(b)
+	if err != nil {
+		return fmt.Errorf("%w: the new metadata does not read back: %w", merge.ErrColumnName, err)
+	}
+	if !back.CurrentSchema().Equals(md.CurrentSchema()) {
+		return fmt.Errorf("%w: the schema changes when written to metadata and read back", merge.ErrColumnName)
+	}
+	return checkSchema(md.CurrentSchema())
+}
+
+// icebergNames are the names of sc's columns.
+func icebergNames(sc *iceberg.Schema) []string {
+	var names []string
+	for _, f := range sc.Fields() {
+		names = append(names, f.Name)
+	}
+	return names
 }
