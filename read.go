@@ -210,11 +210,31 @@ func (b *badFiles) evolve(stored *arrow.Schema, files []*merge.File) ([]*merge.F
 		cur = arrow.NewSchema(nil, nil)
 	}
 	return b.filter(files, func(f *merge.File) error {
-		next, _, err := merge.Evolve(cur, []*merge.File{f})
-		if err == nil {
-			cur = next
+		next, changes, err := merge.Evolve(cur, []*merge.File{f})
+		if err != nil {
+			return err
 		}
-		return err
+		// The names the file adds, checked as the catalog will check them
+		// before committing, so the error names the file.
+		var added []string
+		for _, c := range changes {
+			if c.Add {
+				added = append(added, c.Column)
+			}
+		}
+		var existing []string
+		for _, fld := range cur.Fields() {
+			existing = append(existing, fld.Name)
+		}
+		var ce *catalog.ColumnNameError
+		if err := catalog.CheckNewColumns(existing, added); errors.As(err, &ce) {
+			return &merge.InputError{File: f.Name, Column: ce.Column, Err: fmt.Errorf("%w: %s", merge.ErrColumnName, ce.Reason),
+				Hint: "rename the column at the source or with a DMS transformation rule, or remove the file, then rerun; nothing was committed"}
+		} else if err != nil {
+			return err
+		}
+		cur = next
+		return nil
 	})
 }
 

@@ -103,7 +103,7 @@ func IcebergSchema(sc *arrow.Schema, keys []string) (*iceberg.Schema, error) {
 		return slices.Index(keys, sc.Field(a-1).Name) - slices.Index(keys, sc.Field(b-1).Name)
 	})
 	out := iceberg.NewSchemaWithIdentifiers(0, ids, fields...)
-	if err := checkNewNames(nil, fieldNames(sc)); err != nil {
+	if err := CheckNewColumns(nil, fieldNames(sc)); err != nil {
 		return nil, err
 	}
 	if err := checkSchema(out); err != nil {
@@ -112,32 +112,63 @@ func IcebergSchema(sc *arrow.Schema, keys []string) (*iceberg.Schema, error) {
 	return out, nil
 }
 
-// checkNewNames checks the names of columns about to be created or added
-// next to the table's current ones (cur; nil for a new table): each a name
-// merge.CheckColumnName accepts, lowercase, and no two the same once
-// lowercased, since Glue and Athena store names lowercased. merge checks
-// the files' names first, naming the file; this is the catalog's own
-// guard, so no commit ever writes a schema its readers refuse.
-func checkNewNames(cur *iceberg.Schema, names []string) error {
-	seen := map[string]string{}
-	if cur != nil {
-		for _, f := range cur.Fields() {
-			seen[strings.ToLower(f.Name)] = f.Name
-		}
+// ColumnNameError is a column the catalog would not add: its name is one
+// Glue, Athena or the data file writer refuses. It wraps
+// merge.ErrColumnName.
+type ColumnNameError struct {
+	Column string
+	Reason string
+}
+
+func (e *ColumnNameError) Error() string {
+	return fmt.Sprintf("column %q: %v: %s", e.Column, merge.ErrColumnName, e.Reason)
+}
+
+func (e *ColumnNameError) Unwrap() error { return merge.ErrColumnName }
+
+// CheckNewColumns checks the names of columns about to be created or
+// added next to a table's existing ones (none for a new table), as Create
+// and Evolve do before any commit: each a name merge.CheckColumnName
+// accepts, in lower case, no two the same once lowercased (Glue and
+// Athena store names lowercased), and no two the same once the data file
+// writer makes them Avro-compatible (1a and _1a both become _1a). A run
+// checks each file's new columns so the error can name the file (merge
+// has checked the file's own names already); this is also the catalog's
+// own guard, so no commit ever writes a schema its readers refuse. The
+// error is a *ColumnNameError.
+func CheckNewColumns(existing, added []string) error {
+	lower, avro := map[string]string{}, map[string]string{}
+	for _, n := range existing {
+		lower[strings.ToLower(n)] = n
+		avro[avroName(n)] = n
 	}
-	for _, n := range names {
+	for _, n := range added {
 		if err := merge.CheckColumnName(n); err != nil {
-			return fmt.Errorf("column %q: %w", n, err)
+			return &ColumnNameError{Column: n, Reason: strings.TrimPrefix(err.Error(), merge.ErrColumnName.Error()+": ")}
 		}
 		if n != strings.ToLower(n) {
-			return fmt.Errorf("column %q: %w: Glue and Athena store names in lower case", n, merge.ErrColumnName)
+			return &ColumnNameError{Column: n, Reason: "Glue and Athena store names in lower case"}
 		}
-		if prev, ok := seen[n]; ok {
-			return fmt.Errorf("column %q: %w: the table already has column %q, the same name to Glue and Athena", n, merge.ErrColumnName, prev)
+		if prev, ok := lower[n]; ok {
+			return &ColumnNameError{Column: n, Reason: fmt.Sprintf("the table has column %q, the same name to Glue and Athena", prev)}
 		}
-		seen[n] = n
+		a := avroName(n)
+		if prev, ok := avro[a]; ok {
+			return &ColumnNameError{Column: n, Reason: fmt.Sprintf("column %q has the same name %q in the data files (Iceberg writes Avro-compatible names)", prev, a)}
+		}
+		lower[n], avro[a] = n, n
 	}
 	return nil
+}
+
+// avroName is the name the data file writer gives a column in Parquet
+// files (iceberg.SanitizeColumnNames); the name itself when it refuses it.
+func avroName(n string) string {
+	sc, err := iceberg.SanitizeColumnNames(iceberg.NewSchema(0, iceberg.NestedField{ID: 1, Name: n, Type: iceberg.PrimitiveTypes.String}))
+	if err != nil {
+		return n
+	}
+	return sc.Field(0).Name
 }
 
 // checkSchema checks, before a schema is committed, that the table stays
@@ -208,7 +239,7 @@ func (c *Catalog) evolve(ctx context.Context, tbl *table.Table, adds []arrow.Fie
 	for _, f := range adds {
 		names = append(names, f.Name)
 	}
-	if err := checkNewNames(tbl.Schema(), names); err != nil {
+	if err := CheckNewColumns(icebergNames(tbl.Schema()), names); err != nil {
 		return nil, fmt.Errorf("evolving the schema of %s: %w (nothing was committed)", Name(tbl), err)
 	}
 	tx := tbl.NewTransaction()

@@ -85,11 +85,14 @@ func StoredType(dt arrow.DataType) (arrow.DataType, error) {
 func StoredSchema(file string, sc *arrow.Schema) (*arrow.Schema, error) {
 	fields := make([]arrow.Field, 0, sc.NumFields())
 	seen := map[string]string{}
-	for _, f := range sc.Fields() {
+	for i, f := range sc.Fields() {
 		// Lowercasing turns invalid UTF-8 into U+FFFD: check the name as
 		// the file has it, then as stored.
 		name := strings.ToLower(f.Name)
 		if err := cmp.Or(CheckColumnName(f.Name), CheckColumnName(name)); err != nil {
+			if f.Name == "" && i > 0 {
+				err = fmt.Errorf("%w (the column after %q)", err, sc.Field(i-1).Name)
+			}
 			return nil, &InputError{File: file, Column: f.Name, Err: err,
 				Hint: "rename the column at the source or with a DMS transformation rule, or remove the file, then rerun; nothing was committed"}
 		}
