@@ -56,8 +56,9 @@ func fuzzColumns(names string, types []byte) []fuzzColumn {
 	if names == "" && len(types) == 0 {
 		return nil
 	}
+	parts := strings.Split(names, "|")
 	var cols []fuzzColumn
-	for i, n := range strings.SplitN(names, "|", 5)[:min(4, len(strings.SplitN(names, "|", 5)))] {
+	for i, n := range parts[:min(4, len(parts))] {
 		var b byte
 		if i < len(types) {
 			b = types[i]
@@ -126,15 +127,15 @@ func FuzzSchemaChange(f *testing.F) {
 		{"name", []byte{2}, "name|", []byte{2, 2}},
 		{"name", []byte{2}, "name|caf\xe9", []byte{2, 2}},
 		{"", []byte{2}, "x", []byte{2}},
-		{"name", []byte{0}, "name", []byte{1}},      // int → long
-		{"name", []byte{1}, "name", []byte{0}},      // long, then int
-		{"name", []byte{2}, "name", []byte{0}},      // string → int: refused
-		{"price", []byte{9}, "price", []byte{10}},   // decimal widened
-		{"n", []byte{2}, "N|n", []byte{2, 2}},       // case twins
-		{"_1a", []byte{2}, "1a", []byte{2}},         // the same data file name
-		{"n", []byte{2}, "nested", []byte{16}},      // struct
-		{"n", []byte{2}, "m|l", []byte{18, 17}},     // map, list
-		{"n", []byte{2}, "op|a\nb", []byte{2, 2}},   // the table's own op; a newline
+		{"name", []byte{0}, "name", []byte{1}},    // int → long
+		{"name", []byte{1}, "name", []byte{0}},    // long, then int
+		{"name", []byte{2}, "name", []byte{0}},    // string → int: refused
+		{"price", []byte{9}, "price", []byte{10}}, // decimal widened
+		{"n", []byte{2}, "N|n", []byte{2, 2}},     // case twins
+		{"_1a", []byte{2}, "1a", []byte{2}},       // the same data file name
+		{"n", []byte{2}, "nested", []byte{16}},    // struct
+		{"n", []byte{2}, "m|l", []byte{18, 17}},   // map, list
+		{"n", []byte{2}, "op|a\nb", []byte{2, 2}}, // the table's own op; a newline
 		{"n", []byte{2}, "$ar_h_change_seq", []byte{1}},
 		{"n", []byte{2}, "USER_ID", []byte{0}},
 		{"n", []byte{2}, strings.Repeat("x", 256), []byte{2}},
