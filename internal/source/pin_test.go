@@ -89,6 +89,7 @@ type versionedBucket struct {
 	fakeBucket
 	body, etag    string
 	ignoreIfMatch bool
+	noETag        bool // a store that sends none
 	ifMatch       []string
 }
 
@@ -98,8 +99,12 @@ func (b *versionedBucket) GetObject(_ context.Context, in *s3.GetObjectInput, _ 
 		return nil, &smithyhttp.ResponseError{Response: &smithyhttp.Response{Response: &http.Response{StatusCode: http.StatusPreconditionFailed}},
 			Err: errors.New("PreconditionFailed")}
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader([]byte(b.body))), ETag: aws.String(`"` + b.etag + `"`),
-		ContentLength: aws.Int64(int64(len(b.body)))}, nil
+	out := &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader([]byte(b.body))), ETag: aws.String(`"` + b.etag + `"`),
+		ContentLength: aws.Int64(int64(len(b.body)))}
+	if b.noETag {
+		out.ETag = nil
+	}
+	return out, nil
 }
 
 // Every GET of a pinned object carries If-Match with its ETag; a replaced
@@ -125,5 +130,17 @@ func TestBucketPinsVersions(t *testing.T) {
 		if data, _, err := readAll(t, src, "a.parquet", source.Version{}); err != nil || string(data) != "version two" {
 			t.Errorf("an unpinned read: %q, %v", data, err)
 		}
+	}
+
+	// Without ETags, the size is what is left to tell versions apart.
+	b := &versionedBucket{body: "version one", noETag: true}
+	src := &source.Bucket{Client: b, Loc: source.Location{S3: true, Bucket: "bucket", Prefix: "raw/db/t"}}
+	_, v, err := readAll(t, src, "a.parquet", source.Object{Key: "a.parquet", Size: 11}.Listed())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.body = "version three"
+	if _, _, err := readAll(t, src, "a.parquet", v); !errors.Is(err, source.ErrChanged) {
+		t.Errorf("a store without ETags, object grown: err = %v, want ErrChanged", err)
 	}
 }

@@ -273,8 +273,9 @@ func (s *Bucket) Open(ctx context.Context, key string, pin Version) (Reader, err
 		return nil, fmt.Errorf("reading source object %s: %w", where, err)
 	}
 	cur := Version{ETag: strings.Trim(aws.ToString(out.ETag), `"`), Size: int64(buf.Len())}
-	// A store that ignores If-Match still names the version it sent.
-	if pin.ETag != "" && cur.ETag != pin.ETag {
+	// A store that ignores If-Match still names the version it sent; one
+	// without ETags is held to the size.
+	if (pin.ETag != "" && cur.ETag != pin.ETag) || (pin.ETag == "" && !pin.IsZero() && cur.Size != pin.Size) {
 		return nil, changed(where, pin, cur.String())
 	}
 	return bytesObject{bytes.NewReader(buf.Bytes()), cur}, nil
