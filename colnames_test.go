@@ -13,6 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/compress"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
+	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 	"github.com/icemerge/icemerge/merge"
 )
 
@@ -120,5 +121,21 @@ func checkBadName(t *testing.T, e *env, key, bad string) {
 	var ie *merge.InputError
 	if !errors.As(err, &ie) || !errors.Is(err, merge.ErrColumnName) || ie.File != key || ie.Column != bad {
 		t.Fatalf("err = %v, want an InputError wrapping ErrColumnName naming %s and column %q", err, key, bad)
+	}
+}
+
+// A full load without IncludeOpForFullLoad (no Op column) of a source
+// table with its own column named op: every row is an insert and op is
+// data, D or not; the CDC files after it (Op first) keep the table's op.
+func TestLoadOfATableWithAnOpColumn(t *testing.T) {
+	e := newEnv(t, "local")
+	cols := []dmstest.Column{{Name: "user_id", Type: dmstest.Int32, Required: true}, {Name: "op", Type: dmstest.String}, {Name: "updated_at", Type: dmstest.Timestamp}}
+	e.putDMS("LOAD00000001.parquet", cols, nil, []dmstest.Row{{int32(1), "D", badTS}, {int32(2), "U", badTS}}, dmstest.Options{Compression: "gzip"})
+	e.run()
+	e.putDMS("20240814-002700000.parquet", cols, []string{"U"}, []dmstest.Row{{int32(2), "D", badTS.Add(time.Minute)}}, dmstest.DMSOptions())
+	e.run()
+	rows := byKey(e.table().Rows, "user_id")
+	if len(rows) != 2 || rows["1"]["op"] != "D" || rows["2"]["op"] != "D" {
+		t.Errorf("table %v: want users 1 and 2, both with op D", rows)
 	}
 }
