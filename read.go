@@ -222,6 +222,10 @@ func (b *badFiles) evolve(stored *arrow.Schema, files []*merge.File) ([]*merge.F
 				added = append(added, c.Column)
 			}
 		}
+		if len(added) == 0 {
+			cur = next
+			return nil
+		}
 		var existing []string
 		for _, fld := range cur.Fields() {
 			existing = append(existing, fld.Name)
