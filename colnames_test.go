@@ -3,6 +3,7 @@ package icemerge
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -63,7 +64,9 @@ func extraColumnFile(t *testing.T, op string, id int32, name, extra string) []by
 func TestBadColumnNames(t *testing.T) {
 	for _, backend := range []string{"local", "minio-glue"} {
 		for _, bad := range []string{"", "caf\xe9"} {
-			t.Run(backend, func(t *testing.T) {
+			// Subtest names without the '#' of repeats: a file:// URI
+			// would read it as a fragment.
+			t.Run(fmt.Sprintf("%s/%x", backend, bad), func(t *testing.T) {
 				e := newEnv(t, backend)
 				const key = "20240814-002700000.parquet"
 				// A new table: nothing is created.
