@@ -149,7 +149,7 @@ func (c *checker) source(ctx context.Context) {
 		c.skip("source reading", loc.String(), readNeeds, "no DMS Parquet file to read yet")
 		return
 	}
-	r, err := src.Open(ctx, first)
+	r, err := src.Open(ctx, first, source.Version{})
 	if err != nil {
 		c.fail("source reading", loc.Join(first).String(), readNeeds, err)
 		return

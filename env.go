@@ -65,8 +65,9 @@ var (
 type Source interface {
 	// List calls fn for every object whose key sorts after startAfter.
 	List(ctx context.Context, startAfter string, fn func(source.Object) error) error
-	// Open opens one listed object for reading.
-	Open(ctx context.Context, key string) (source.Reader, error)
+	// Open opens one listed object for reading, pinned to a version (the
+	// zero Version: any); see source.Source.
+	Open(ctx context.Context, key string, pin source.Version) (source.Reader, error)
 	// String names the folder in messages.
 	String() string
 }

@@ -131,6 +131,7 @@ type run struct {
 	todo   []source.Object // this run's batch, in source order
 	left   []source.Object // unprocessed files left for later runs
 	bad    *badFiles
+	pins   map[string]source.Version // the version of each file read
 	files  []*merge.File
 	stored *arrow.Schema
 	pl     *merge.Planner
@@ -338,7 +339,8 @@ func (r *run) nothingNew(ctx context.Context) error {
 func (r *run) read(ctx context.Context) error {
 	r.log.Info("reading new files", "files", len(r.todo), "left", len(r.left))
 	r.bad = newBadFiles(r.o, r.todo, r.d.Now(), r.log)
-	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad,
+	r.pins = map[string]source.Version{}
+	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad, r.pins,
 		func(done int) { r.d.step(r.o.Table, "reading files", done, len(r.todo)) })
 	r.files = files
 	if err != nil {
@@ -416,9 +418,10 @@ func (r *run) planBatch(ctx context.Context) error {
 		Progress:      func(done, total int) { r.d.step(r.o.Table, "planning partitions", done, total) },
 		// The batch keeps keys and order values; the rows of each file are
 		// read again when the winners are written, so memory holds one
-		// file's rows at a time, not the batch's.
+		// file's rows at a time, not the batch's; each read pinned to the
+		// version the first read saw.
 		Reload: func(ctx context.Context, name string) (*merge.File, error) {
-			f, err := readFile(ctx, r.d.Source, name, r.mergeOptions())
+			f, err := rereadFile(ctx, r.d.Source, name, r.pins, r.mergeOptions())
 			if err != nil {
 				return nil, err
 			}
