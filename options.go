@@ -34,6 +34,10 @@ type Common struct {
 	// Complete: a custom endpoint (MinIO) also switches S3 to path-style
 	// addressing.
 	S3Endpoint string `kong:"-" json:"-"`
+
+	// TableBucketARN is the Amazon S3 Tables table bucket of --catalog
+	// s3tables, which places each table itself (no --warehouse).
+	TableBucketARN string `name:"table-bucket-arn" help:"--catalog s3tables: the table bucket, arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME (S3 Tables places the tables: no --warehouse; --bookmark is required)." placeholder:"ARN"`
 }
 
 // Complete fills the settings that derive from others or from the
@@ -44,6 +48,11 @@ func (c *Common) Complete(env func(string) (string, bool)) error {
 		c.S3Endpoint = v
 	} else if v, ok := env("AWS_ENDPOINT_URL"); ok {
 		c.S3Endpoint = v
+	}
+	if c.Catalog == catalog.KindS3Tables {
+		// S3 Tables places each table; the bookmarks need a folder of
+		// their own, which validate asks for rather than guess.
+		return nil
 	}
 	if c.Warehouse == "" {
 		wd, err := os.Getwd()
@@ -79,8 +88,13 @@ func (c Common) validate(needTable bool) error {
 	}
 	switch c.Catalog {
 	case catalog.KindSQL, catalog.KindGlue:
+		if c.TableBucketARN != "" {
+			errs = append(errs, fmt.Errorf("--table-bucket-arn is for --catalog s3tables, not %s: drop it", c.Catalog))
+		}
+	case catalog.KindS3Tables:
+		errs = append(errs, c.validateS3Tables()...)
 	default:
-		errs = append(errs, fmt.Errorf("--catalog %q: use sql or glue", c.Catalog))
+		errs = append(errs, fmt.Errorf("--catalog %q: use sql, glue or s3tables", c.Catalog))
 	}
 	for _, l := range []struct{ flag, uri string }{{"--warehouse", c.Warehouse}, {"--bookmark", c.Bookmark}} {
 		if l.uri == "" {
@@ -102,6 +116,26 @@ func (c Common) validate(needTable bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateS3Tables checks the settings of --catalog s3tables: the table
+// bucket's ARN, no --warehouse (S3 Tables chooses each table's location),
+// and a --bookmark given, since no default can be derived: a table
+// bucket's storage holds only its tables' own files.
+func (c Common) validateS3Tables() []error {
+	var errs []error
+	if c.TableBucketARN == "" {
+		errs = append(errs, errors.New("--table-bucket-arn is required with --catalog s3tables: arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME (aws s3tables list-table-buckets shows them)"))
+	} else if _, _, err := catalog.ParseTableBucketARN(c.TableBucketARN); err != nil {
+		errs = append(errs, fmt.Errorf("--table-bucket-arn: %w", err))
+	}
+	if c.Warehouse != "" {
+		errs = append(errs, fmt.Errorf("--warehouse %s does not apply to --catalog s3tables: S3 Tables chooses each table's location; drop it (and ICEMERGE_WAREHOUSE)", c.Warehouse))
+	}
+	if c.Bookmark == "" {
+		errs = append(errs, errors.New("--bookmark is required with --catalog s3tables: an S3 prefix (s3://BUCKET/icemerge) or a local folder for the bookmarks and run locks; a table bucket holds only its tables' files"))
+	}
+	return errs
 }
 
 // minLockTTL is the shortest run lock lease accepted.
@@ -226,6 +260,10 @@ func (o RunOptions) Validate() error {
 	if o.CompactWhenDeletes < 0 || o.CompactWhenFiles < 0 {
 		errs = append(errs, errors.New("--compact-when-deletes and --compact-when-files must be 0 (never) or more"))
 	}
+	if o.Catalog == catalog.KindS3Tables && (o.CompactWhenDeletes > 0 || o.CompactWhenFiles > 0) {
+		errs = append(errs, errors.New("--compact-when-deletes and --compact-when-files do not apply to --catalog s3tables: S3 Tables compacts its tables itself "+
+			"(icemerge maintain --only compact --force-managed compacts one anyway)"))
+	}
 	return usage(errors.Join(errs...))
 }
 
@@ -299,6 +337,9 @@ type MaintainOptions struct {
 	OrphanOlderThan Days          `help:"orphans: delete unreferenced files only when older than this (at least 1h)." default:"3d" placeholder:"AGE"`
 	Wait            time.Duration `help:"Wait this long for a run of the table to finish (0: exit 3 at once)." default:"0s"`
 	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while maintaining." default:"60s"`
+	// ForceManaged runs compaction and expiry on a table whose catalog
+	// maintains it itself (S3 Tables); orphan removal stays refused.
+	ForceManaged bool `help:"Run compact and expire on a table its catalog maintains itself (S3 Tables), which they are otherwise declined on; orphans is always declined there (S3 Tables storage allows no listing or delete)."`
 }
 
 // NewMaintainOptions are the defaults of a maintenance.
