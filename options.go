@@ -25,7 +25,7 @@ import (
 // Common are the settings every command on a table shares.
 type Common struct {
 	Table      string `help:"The Iceberg table, NAMESPACE.NAME in lower case (e.g. test_db.users)." placeholder:"NS.NAME"`
-	Catalog    string `help:"The catalog: sql (a SQLite file or a PostgreSQL database, see --catalog-uri) or glue (the AWS Glue Data Catalog)." default:"sql" placeholder:"KIND"`
+	Catalog    string `help:"The catalog: sql (a SQLite file or a PostgreSQL database, see --catalog-uri), glue (the AWS Glue Data Catalog) or s3tables (an Amazon S3 Tables table bucket, see --table-bucket-arn)." default:"sql" placeholder:"KIND"`
 	CatalogURI string `name:"catalog-uri" help:"The sql catalog's database: a SQLite file, or postgres://USER@HOST:5432/DATABASE." default:"icemerge.db" placeholder:"URI"`
 	Warehouse  string `help:"Where new tables are created: a path, file:// or s3:// (default: file://<current folder>/warehouse)." placeholder:"URI"`
 	Bookmark   string `help:"The folder of the bookmarks and run locks: a path, file:// or s3:// (default: <warehouse>/_icemerge)." placeholder:"URI"`
