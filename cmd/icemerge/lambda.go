@@ -122,22 +122,34 @@ func (h lambdaHandler) invoke(ctx context.Context, event []byte) (json.RawMessag
 		runCtx, cancel = context.WithDeadline(ctx, deadline.Add(-margin))
 		defer cancel()
 	}
-	kctx, err := parser.Parse(append([]string{command, "--report=-"}, args...))
+	// A command with --report writes its JSON report to stdout (--report
+	// -), which is the answer, and its summary lines to the log; the answer
+	// of one without is its output, as {"output": "..."}.
+	flags, _ := commandFlags(parser, command)
+	withReport := slices.Contains(flags, "report")
+	cmdline := []string{command}
+	if withReport {
+		cmdline = append(cmdline, "--report=-")
+	}
+	kctx, err := parser.Parse(append(cmdline, args...))
 	if err != nil {
 		return nil, classify(runCtx, fmt.Errorf("%w: %w", icemerge.ErrUsage, err))
 	}
-	// The command writes its report to stdout (--report -), which is the
-	// answer; its summary lines go to the log.
 	var report bytes.Buffer
 	a := &app{ctx: runCtx, env: h.env, stdout: &report, stderr: h.stderr, globals: g.globals, log: g.globals.logger(h.stderr), metricsOut: h.stdout}
 	runErr := kctx.Run(a)
 	var answer json.RawMessage
-	if report.Len() > 0 {
+	switch {
+	case report.Len() > 0 && withReport:
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, report.Bytes()); err != nil {
 			return nil, &lambdaError{Type: errTypeFailed, Err: fmt.Errorf("the %s report is not JSON (this is a bug): %w", command, err)}
 		}
 		answer = compact.Bytes()
+	case report.Len() > 0:
+		if answer, err = json.Marshal(map[string]string{"output": report.String()}); err != nil {
+			return nil, &lambdaError{Type: errTypeFailed, Err: err}
+		}
 	}
 	if runErr == nil {
 		return answer, nil
