@@ -67,6 +67,9 @@ type Catalog struct {
 	log       *slog.Logger
 	close     func() error
 	managed   bool // the catalog maintains its tables itself
+	// props are the file IO properties (S3 endpoint, region) of tables
+	// that do not exist yet (lookup.go).
+	props iceberg.Properties
 }
 
 // Managed reports whether the catalog maintains its tables itself: S3
@@ -85,6 +88,14 @@ func (c *Catalog) Close() error {
 
 // Open opens the catalog the config names.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Catalog, error) {
+	c, err := open(ctx, cfg, log)
+	if c != nil {
+		c.props = cfg.Props
+	}
+	return c, err
+}
+
+func open(ctx context.Context, cfg Config, log *slog.Logger) (*Catalog, error) {
 	switch cfg.Kind {
 	case KindSQL, "":
 		if IsPostgresURI(cfg.URI) {

@@ -656,8 +656,8 @@ func TestDatabaseConfigErrors(t *testing.T) {
 		code := cli(context.Background(), []string{"run", "--source", filepath.Join(dir, "db2"), "--config", cfg,
 			"--warehouse", "file://" + filepath.Join(dir, "wh2"), "--catalog-uri", filepath.Join(dir, "c2.db")},
 			func(string) (string, bool) { return "", false }, &out, &errOut)
-		if code != exitFailed || !strings.Contains(out.String()+errOut.String(), "nope") {
-			t.Errorf("bad partition spec: exit %d, stdout %q, stderr %q; want exit 1 naming the column", code, out.String(), errOut.String())
+		if code != exitUsage || !strings.Contains(out.String()+errOut.String(), "nope") {
+			t.Errorf("bad partition spec: exit %d, stdout %q, stderr %q; want exit 2 (a setting) naming the column", code, out.String(), errOut.String())
 		}
 		if _, err := os.Stat(filepath.Join(dir, "wh2", "db2.db", "users")); err == nil {
 			t.Error("the table was created despite its bad partition spec")
