@@ -70,6 +70,12 @@ type Result struct {
 	// failed one is AfterRunErr (the run's commit stands).
 	AfterRun    *MaintainResult
 	AfterRunErr error
+	// NewestChange is the time of the batch's newest change (see
+	// newestChange); zero when unknown. OldestPending is the modification
+	// time of the oldest listed object the run leaves unapplied: a bounded
+	// run's rest, or a failed run's (or a dry run's) batch too; zero when
+	// none. The lag metrics (metrics.go) are measured from them.
+	NewestChange, OldestPending time.Time
 }
 
 // Timings are the durations of a run's phases; retries after a conflict add
@@ -106,6 +112,11 @@ func Run(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 			r.res.Source = d.Source.String()
 		}
 		err := r.steps(ctx)
+		if err != nil || o.DryRun {
+			r.res.OldestPending = oldestModified(r.todo, r.left)
+		} else {
+			r.res.OldestPending = oldestModified(r.left)
+		}
 		switch {
 		case err != nil:
 			r.res.Outcome = OutcomeFailed
@@ -435,6 +446,7 @@ func (r *run) planBatch(ctx context.Context) error {
 	if r.o.TombstoneTTL > 0 {
 		po.Tombstones = r.st.DecodedTombstones()
 	}
+	r.res.NewestChange = newestChange(r.files, r.o.OrderBy)
 	r.pl = merge.NewPlanner(r.stored, r.mergeOptions(), r.files, po)
 	r.res.Partitions = r.pl.Partitions()
 	if r.pl.Partitions() > 1 {

@@ -116,6 +116,9 @@ type app struct {
 	// not find.
 	missingCatalog string
 	common         *icemerge.Common // the command's settings, once completed
+	// metricsOut is where a run's metrics go as EMF lines when they are on
+	// (nil: stderr); the Lambda handler points it at stdout.
+	metricsOut io.Writer
 }
 
 // exited is kong asking to exit (after --help or --version).
@@ -344,6 +347,8 @@ type runCmd struct {
 	icemerge.DatabaseOptions `embed:""`
 
 	Report string `help:"Write a JSON report of the run to this file ('-': stdout)." placeholder:"FILE"`
+	// Metrics: metrics.go.
+	Metrics string `help:"CloudWatch metrics of each table's run, as one Embedded Metric Format line on stderr (on Lambda: stdout), which CloudWatch Logs turns into metrics: emf, off, or auto (emf on AWS Lambda and ECS, off elsewhere)." default:"auto" enum:"auto,emf,off" placeholder:"auto|emf|off"`
 }
 
 func (c *runCmd) Run(a *app) error {
@@ -352,7 +357,7 @@ func (c *runCmd) Run(a *app) error {
 	if c.Report == "-" {
 		out = a.stderr // stdout carries the report alone
 	}
-	rep, err := runReport(a, c.DatabaseOptions, out)
+	rep, err := runReport(a, c.DatabaseOptions, out, a.metricsTo(c.Metrics))
 	if c.Report != "" && rep != nil {
 		if rerr := icemerge.WriteJSON(c.Report, a.stdout, "run report", rep.at(started)); rerr != nil {
 			if err != nil {
@@ -376,13 +381,17 @@ func (r *report) at(started time.Time) icemerge.Report {
 }
 
 // runReport runs one table or a whole database, writes what each table
-// did to out, and returns the report (nil when no run started).
-func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, error) {
+// did to out and its metrics to emf (nil: none), and returns the report
+// (nil when no run started).
+func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*report, error) {
 	if o.Table != "" && o.Whole() {
 		return nil, fmt.Errorf("%w: --config, --namespace, --table-prefix, --parallel, --include and --exclude are for a whole-database run: drop --table and point --source at the schema folder", icemerge.ErrUsage)
 	}
 	ctx, env, err := a.open(&o.Common, o.Source)
 	if err != nil {
+		if o.Table != "" {
+			a.writeMetrics(emf, o.Table, nil, err)
+		}
 		return nil, err
 	}
 	defer env.Close()
@@ -398,12 +407,14 @@ func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, erro
 		icemerge.WriteDatabaseRun(out, o, runs)
 		rep := &report{OK: err == nil}
 		for _, r := range runs {
+			a.writeMetrics(emf, r.Table, r.Result, r.Err)
 			rep.Tables = append(rep.Tables, icemerge.TableReportOf(r.Table, r.Result, r.Err))
 		}
 		return rep, err
 	}
 	d, err := env.Deps(o.Table, o.Source)
 	if err != nil {
+		a.writeMetrics(emf, o.Table, nil, err)
 		return nil, err
 	}
 	if o.DryRun {
@@ -419,6 +430,7 @@ func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, erro
 	}
 	res, err := icemerge.Run(ctx, o.RunOptions, d)
 	a.endProgress()
+	a.writeMetrics(emf, o.Table, res, err)
 	icemerge.WriteRun(out, o.RunOptions, res)
 	return &report{OK: err == nil, Tables: []icemerge.TableReport{icemerge.TableReportOf(o.Table, res, err)}}, err
 }
