@@ -355,6 +355,9 @@ func readFooter(key string, r source.Reader) (ft *footer, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
 	}
+	if i := merge.OpIndex(sc); i >= 0 {
+		sc = arrow.NewSchema(slices.Delete(slices.Clone(sc.Fields()), i, i+1), nil) // DMS's Op, not a column of the table
+	}
 	stored, err := merge.StoredSchema(key, sc)
 	if err != nil {
 		return nil, err

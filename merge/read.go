@@ -200,7 +200,7 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 		return nil, corrupt(err)
 	}
 	fileSchema = textAsString(pf, fileSchema)
-	opIdx := opColumn(fileSchema)
+	opIdx := OpIndex(fileSchema)
 	data := fileSchema.Fields()
 	if opIdx >= 0 {
 		data = slices.Delete(data, opIdx, opIdx+1)
@@ -236,7 +236,7 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 	return f, nil
 }
 
-// opColumn is the index of DMS's Op column in a file's schema, or -1. DMS
+// OpIndex is the index of DMS's Op column in a file's schema, or -1. DMS
 // writes Op as the first column, a string (CDC files, and full-load files
 // with IncludeOpForFullLoad); a full-load file without it has no Op column
 // and every row is an insert. So only a first string column named Op
@@ -244,7 +244,7 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 // elsewhere, or of another type, is data. (A table whose first column is
 // a string named op, loaded without IncludeOpForFullLoad, cannot be told
 // from DMS's Op: a value other than I, U or D then fails the file loudly.)
-func opColumn(sc *arrow.Schema) int {
+func OpIndex(sc *arrow.Schema) int {
 	if sc.NumFields() == 0 || !strings.EqualFold(sc.Field(0).Name, OpColumn) {
 		return -1
 	}
