@@ -66,9 +66,9 @@ type vcol struct {
 	name    string         // the table's column
 	typ     arrow.DataType // the table's stored type
 	class   vclass
-	prec    int32 // cDec
-	scale   int32 // cDec
-	int32   bool  // cInt: the table's int (32 bits)
+	prec    int32  // cDec
+	scale   int32  // cDec
+	int32   bool   // cInt: the table's int (32 bits)
 	src     string // the source's column, as the source spells it
 	srcType string // the source's type name, upper case
 	skind   skind

@@ -83,8 +83,8 @@ func (v *verification) repair(ctx context.Context, out *outcome) (*RepairResult,
 	}
 	id := catalog.NewRepairID()
 	summary := map[string]string{
-		catalog.KeyRowsWritten: strconv.FormatInt(written, 10),
-		catalog.KeyRowsDeleted: strconv.FormatInt(deleted, 10),
+		catalog.KeyRowsWritten:   strconv.FormatInt(written, 10),
+		catalog.KeyRowsDeleted:   strconv.FormatInt(deleted, 10),
 		"icemerge.repair-source": v.res.Source + " " + v.res.SourceTable,
 	}
 	committed, err := rep.CommitRepair(ctx, prepared, id, summary)

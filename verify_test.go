@@ -709,10 +709,10 @@ func TestParseDecimal(t *testing.T) {
 		{"-0.5", 12, 2, "-0.50", ""},
 		{"18446744073709551615", 20, 0, "18446744073709551615", ""},
 		{"99999999999999999999999999999999999999", 38, 0, "99999999999999999999999999999999999999", ""},
-		{"1.0000004", 28, 6, "1.000000", ""},          // rounding and truncation agree
-		{"1.2300000", 28, 6, "1.230000", ""},          // zeros dropped
-		{"1.0000005", 28, 6, "", "fraction digits"},   // they do not: not verifiable
-		{"123456.7", 5, 1, "", "does not fit"},        // six integer digits in decimal(5,1)
+		{"1.0000004", 28, 6, "1.000000", ""},        // rounding and truncation agree
+		{"1.2300000", 28, 6, "1.230000", ""},        // zeros dropped
+		{"1.0000005", 28, 6, "", "fraction digits"}, // they do not: not verifiable
+		{"123456.7", 5, 1, "", "does not fit"},      // six integer digits in decimal(5,1)
 		{"NaN", 28, 6, "", "not a decimal"},
 		{"12a", 5, 0, "", "not a decimal"},
 	} {
