@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -143,7 +142,7 @@ func (e *NotEqualError) Error() string {
 		if k.l.Count > int64(len(keys)) {
 			more = ", …"
 		}
-		parts = append(parts, fmt.Sprintf("%d rows %s (%s%s)", k.l.Count, k.what, strings.Join(keys, "; "), more))
+		parts = append(parts, fmt.Sprintf("%s %s (%s%s)", count(int(k.l.Count), "row"), k.what, strings.Join(keys, "; "), more))
 	}
 	what := "rerun with --repair to make the table equal for these keys"
 	if r.Unverifiable.Count > 0 && r.Unverifiable.Count == r.Missing.Count+r.Extra.Count+r.Differ.Count+r.Duplicate.Count+r.Unverifiable.Count {
@@ -684,8 +683,8 @@ func WriteVerify(w io.Writer, r *VerifyResult) {
 	if !r.Equal {
 		what = "NOT EQUAL"
 	}
-	fmt.Fprintf(w, "%s: %s to %s in %s (snapshot %d: %d rows in the table, %d in the source)\n",
-		r.Table, what, r.SourceTable, r.Source, r.Snapshot, r.TableRows, r.SourceRows)
+	fmt.Fprintf(w, "%s: %s to %s in %s (snapshot %d: %s in the table, %d in the source)\n",
+		r.Table, what, r.SourceTable, r.Source, r.Snapshot, count(int(r.TableRows), "row"), r.SourceRows)
 	for _, k := range []struct {
 		what string
 		l    KeyList
@@ -694,7 +693,7 @@ func WriteVerify(w io.Writer, r *VerifyResult) {
 		if k.l.Count == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "  %s rows %s\n", strconv.FormatInt(k.l.Count, 10), k.what)
+		fmt.Fprintf(w, "  %s %s\n", count(int(k.l.Count), "row"), k.what)
 		for _, key := range k.l.Keys {
 			fmt.Fprintf(w, "    %s\n", key)
 		}
@@ -718,8 +717,8 @@ func WriteVerify(w io.Writer, r *VerifyResult) {
 		fmt.Fprintf(w, "  source columns the table lacks: %s\n", strings.Join(r.NotInTable, ", "))
 	}
 	if rp := r.Repair; rp != nil {
-		fmt.Fprintf(w, "%s: REPAIRED %d keys: %d rows written, %d rows deleted in snapshot %d (repair %s; the bookmark is unchanged)\n",
-			r.Table, rp.Keys, rp.RowsWritten, rp.RowsDeleted, rp.Snapshot, rp.ID)
+		fmt.Fprintf(w, "%s: REPAIRED %s: %s written, %s deleted in snapshot %d (repair %s; the bookmark is unchanged)\n",
+			r.Table, count(rp.Keys, "key"), count(int(rp.RowsWritten), "row"), count(int(rp.RowsDeleted), "row"), rp.Snapshot, rp.ID)
 	}
 }
 

@@ -359,7 +359,7 @@ func TestVerifyFindsALostCDCFileAndRepairs(t *testing.T) {
 		checkKinds(t, res, nil, nil, nil, []string{"user_id=5"})
 		var out bytes.Buffer
 		WriteVerify(&out, res)
-		if !strings.Contains(out.String(), "EQUAL") || !strings.Contains(out.String(), "1 rows lag") {
+		if !strings.Contains(out.String(), "EQUAL") || !strings.Contains(out.String(), "1 row lag") {
 			t.Errorf("output:\n%s", out.String())
 		}
 	})
