@@ -36,7 +36,7 @@ type VerifyOptions struct {
 	Repair      bool    `help:"Make the table equal to the database for the keys that differ, in one commit under the table's run lock; the bookmark is untouched."`
 	MaxKeys     int     `help:"List at most this many keys of each kind of difference." default:"20" placeholder:"N"`
 	MaxRepair   int     `help:"Refuse a repair of more keys than this (a larger one is a reload: reset the bookmark and load the table again)." default:"1000000" placeholder:"N"`
-	TempDir     string  `help:"Where the comparison spills keys and row hashes: about 40 bytes per row and side (default: the system's temporary folder)." placeholder:"DIR"`
+	TempDir     string  `help:"Where the comparison spills keys and row hashes: about 25 bytes per row and side, more for long keys (default: the system's temporary folder)." placeholder:"DIR"`
 	// Wait and LockTTL apply to --repair, which holds the run lock.
 	Wait    time.Duration `help:"--repair: wait this long for a run of the table to finish (0: exit 3 at once)." default:"0s"`
 	LockTTL time.Duration `name:"lock-ttl" help:"--repair: the lease of the table's run lock, renewed while verifying." default:"10m"`

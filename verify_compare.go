@@ -69,7 +69,7 @@ func newSpill(dir, side string, parts int) (*spill, error) {
 		f, err := os.CreateTemp(dir, "icemerge-verify-"+side+"-*")
 		if err != nil {
 			s.remove()
-			return nil, fmt.Errorf("creating a spill file in %s: %w (set --temp-dir to a folder with room: about 40 bytes per row and side)", dir, err)
+			return nil, fmt.Errorf("creating a spill file in %s: %w (set --temp-dir to a folder with room: about 25 bytes per row and side, more for long keys)", dir, err)
 		}
 		s.files = append(s.files, f)
 		s.w = append(s.w, bufio.NewWriterSize(f, 32<<10))
@@ -165,7 +165,7 @@ func (c *comparer) add(s *side, key, row, order []byte, flags byte) error {
 	s.rec = r
 	s.spill.bytes += int64(len(r))
 	if _, err := s.spill.w[b>>c.shift].Write(r); err != nil {
-		return fmt.Errorf("writing a spill file: %w (set --temp-dir to a folder with room: about 40 bytes per row and side)", err)
+		return fmt.Errorf("writing a spill file: %w (set --temp-dir to a folder with room: about 25 bytes per row and side, more for long keys)", err)
 	}
 	return nil
 }

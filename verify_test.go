@@ -836,3 +836,49 @@ func TestVerifyAfterSchemaDrift(t *testing.T) {
 	}
 	checkKinds(t, res, nil, nil, []string{"user_id=1"}, nil)
 }
+
+// Bad settings are usage errors (exit 2), every one listed; the source
+// table defaults to the Iceberg table's name in the URL's database.
+func TestVerifyOptions(t *testing.T) {
+	base := NewVerifyOptions()
+	base.Table, base.Warehouse, base.Bookmark = "test_db.users", "file:///tmp/wh", "file:///tmp/wh/_icemerge"
+	for _, tc := range []struct {
+		db, table string
+		repair    bool
+		want      string // "" : valid
+		src       string
+	}{
+		{"mysql://root@127.0.0.1:3306/test", "", false, "", "test.users"},
+		{"mysql://root@127.0.0.1/test", "other", false, "", "test.other"},
+		{"mariadb://root@127.0.0.1/test", "s.other", false, "", "s.other"},
+		{"postgres://u@h:5432/db", "", false, "", "users"},
+		{"postgresql://u@h:5432/db", "app.users", false, "", "app.users"},
+		{"", "", false, "--source-db is required", ""},
+		{"oracle://u@h/db", "", false, "not supported", ""},
+		{"mysql://root@127.0.0.1/test?charset=latin1", "", false, `parameter "charset"`, ""},
+		{"mysql://root@127.0.0.1/test", ".x", false, "SCHEMA.NAME", ""},
+	} {
+		o := base
+		o.SourceDB, o.SourceTable, o.Repair = tc.db, tc.table, tc.repair
+		err := o.Validate()
+		if tc.want != "" {
+			if !errors.Is(err, ErrUsage) || !strings.Contains(fmt.Sprint(err), tc.want) {
+				t.Errorf("%s %s: %v, want a usage error saying %q", tc.db, tc.table, err, tc.want)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("%s %s: %v", tc.db, tc.table, err)
+			continue
+		}
+		engine, _ := sourceEngine(tc.db)
+		if src, err := o.sourceTable(engine); err != nil || src.String() != tc.src {
+			t.Errorf("%s %s: source table %s (%v), want %s", tc.db, tc.table, src, err, tc.src)
+		}
+	}
+	o := base
+	o.SourceDB = "mysql://root@127.0.0.1:3306/"
+	if _, err := o.sourceTable(engineMySQL); !errors.Is(err, ErrUsage) {
+		t.Errorf("a MySQL URL without a database and no --source-table: %v", err)
+	}
+}
