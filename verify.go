@@ -146,7 +146,7 @@ func (e *NotEqualError) Error() string {
 	}
 	what := "rerun with --repair to make the table equal for these keys"
 	if r.Unverifiable.Count > 0 && r.Unverifiable.Count == r.Missing.Count+r.Extra.Count+r.Differ.Count+r.Duplicate.Count+r.Unverifiable.Count {
-		what = "their values have no known DMS form: leave the column out with --skip-columns"
+		what = "a value with no known DMS form (leave its column out with --skip-columns), or a key the source holds more than once"
 	}
 	return fmt.Sprintf("table %s differs from %s in %s: %s: %s", r.Table, r.SourceTable, r.Source, strings.Join(parts, ", "), what)
 }
@@ -689,7 +689,7 @@ func WriteVerify(w io.Writer, r *VerifyResult) {
 		what string
 		l    KeyList
 	}{{"missing from the table", r.Missing}, {"extra in the table (deleted in the source)", r.Extra}, {"with other values", r.Differ},
-		{"more than once in the table", r.Duplicate}, {"not verifiable", r.Unverifiable}, {"lag: newer in the source than the table's newest change (" + r.Horizon + "), not a difference", r.Lag}} {
+		{"more than once in the table", r.Duplicate}, {"not verifiable (see below), or more than once in the source", r.Unverifiable}, {"lag: newer in the source than the table's newest change (" + r.Horizon + "), not a difference", r.Lag}} {
 		if k.l.Count == 0 {
 			continue
 		}
