@@ -91,6 +91,7 @@ type grammar struct {
 	Show     showCmd     `cmd:"" help:"Print a table's rows by primary key: a key lookup (--where), as a table, JSON or CSV."`
 	Maintain maintainCmd `cmd:"" help:"Compact a table, rewrite its manifests, expire old snapshots and remove orphan files."`
 	Status   statusCmd   `cmd:"" help:"Show a table's last snapshot, its bookmark, the files not applied yet and its lag."`
+	Verify   verifyCmd   `cmd:"" help:"Compare a table with its source database row by row (exit 1 when they differ); --repair mends it."`
 	Bookmark struct {
 		Show   bookmarkShowCmd   `cmd:"" help:"Show a table's bookmark: its token, applied files, settled key and quarantined files."`
 		Reset  bookmarkResetCmd  `cmd:"" help:"Forget every applied file: the next run applies the whole folder again."`
@@ -505,6 +506,15 @@ func (c *statusCmd) Run(a *app) error {
 	icemerge.WriteStatus(a.stdout, st)
 	return nil
 }
+
+// verifyCmd is `icemerge verify`.
+type verifyCmd struct {
+	icemerge.VerifyOptions `embed:""`
+
+	Report string `help:"Write a JSON report of the verification to this file ('-': stdout)." placeholder:"FILE"`
+}
+
+func (c *verifyCmd) Run(a *app) error { return runVerify(a, c) }
 
 // bookmarkShowCmd is `icemerge bookmark show`.
 type bookmarkShowCmd struct {
