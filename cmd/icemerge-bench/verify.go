@@ -43,7 +43,7 @@ func (v *verifyOpts) register(fs *flag.FlagSet) {
 
 // verifyCopy is the copy's table name: by the generated data's parameters.
 func verifyCopy(o benchOpts) string {
-	return fmt.Sprintf("icemerge_bench_users_%s_s%d_r%d", genVersion, o.Seed, o.Rows)
+	return fmt.Sprintf("icemerge_bench_users_%s_s%d_r%d", genParams{Shape: o.Shape}.version(), o.Seed, o.Rows)
 }
 
 // verifyMain is the -verify mode.
@@ -94,7 +94,7 @@ func verifyMain(ctx context.Context, o benchOpts) error {
 func (b *bench) verifyRuns(ctx context.Context) error {
 	o := b.o
 	fmt.Fprintf(b.out, "\n== data (seed %d, cached in %s) ==\n", o.Seed, filepath.Join(o.Dir, "data"))
-	load, err := b.genBase(genParams{Seed: o.Seed, Rows: o.Rows})
+	load, err := b.genBase(genParams{Seed: o.Seed, Rows: o.Rows, Shape: o.Shape})
 	if err != nil {
 		return err
 	}
@@ -203,13 +203,23 @@ func (b *bench) verifyRuns(ctx context.Context) error {
 	} else {
 		add(target{Name: "verify, equal, vs SELECT *", Goal: "≤ 2×", Value: "failed"})
 	}
-	if cli := b.find("v-select-cli"); cli != nil && cli.Median != nil && cli.Median.ok() && eq.Median != nil && eq.Median.ok() {
+	if cli := b.findID("v-select-cli"); cli != nil && cli.Median != nil && cli.Median.ok() && eq.Median != nil && eq.Median.ok() {
 		add(target{Name: "verify, equal, vs SELECT * (mysql client)", Goal: "≤ 2×", Value: fmt.Sprintf("%.2f× (%s vs %s)", eq.Median.Wall/cli.Median.Wall, fmtDur(eq.Median.Wall), fmtDur(cli.Median.Wall)), Met: ptr(eq.Median.Wall/cli.Median.Wall <= 2)})
 	}
 	if diff != nil && diff.Median != nil && diff.Median.ok() {
 		add(target{Name: "verify peak RSS, with differences", Goal: "≤ 1 GiB", Value: fmt.Sprintf("%.0f MiB (wall %s)", diff.MaxRSSMiB, fmtDur(diff.Median.Wall)), Met: ptr(diff.MaxRSSMiB <= 1024)})
 	}
 	return ctx.Err()
+}
+
+// findID is the scenario of the id, nil when it did not run.
+func (b *bench) findID(id string) *scenario {
+	for _, s := range b.res.Scenarios {
+		if s.ID == id {
+			return s
+		}
+	}
+	return nil
 }
 
 func cmpOr(a, b string) string {

@@ -96,7 +96,7 @@ func TestCompletion(t *testing.T) {
 		words []string
 		want  string
 	}{
-		{[]string{"icemerge"}, "run check show maintain status bookmark version completion"},
+		{[]string{"icemerge"}, "run check show maintain status verify bookmark version completion"},
 		{[]string{"icemerge", "bookmark"}, "show reset rewind"},
 		{[]string{"icemerge", "run", "--on-bad-file"}, "fail quarantine"},
 		{[]string{"icemerge", "show", "--format"}, "table json csv"},
