@@ -75,9 +75,22 @@ postgres:
 	elif [ "$$CI" = true ]; then echo "postgres: no PostgreSQL on this machine; CI=true needs it" >&2; exit 1; \
 	else echo "postgres: no PostgreSQL on this machine: the PostgreSQL tests will skip"; fi
 
+# The machine's MariaDB (127.0.0.1:3306), the source database of the verify
+# tests: started when it is down, used as it runs.
+.PHONY: mariadb-shared
+mariadb-shared: mariadb
+	@if mariadb-admin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1; then :; \
+	elif [ -x /usr/sbin/mariadbd ]; then echo "starting MariaDB"; \
+		start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd; \
+		for i in $$(seq 1 30); do mariadb-admin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1 && break; sleep 1; done; \
+		mariadb-admin --protocol=tcp -h 127.0.0.1 -P 3306 -u root ping >/dev/null 2>&1 || \
+		{ [ "$$CI" = true ] && echo "mariadb: cannot start MariaDB on 127.0.0.1:3306; CI=true needs it" >&2 && exit 1; } || true; \
+	elif [ "$$CI" = true ]; then echo "mariadb: no MariaDB on this machine; CI=true needs it" >&2; exit 1; \
+	else echo "mariadb: no MariaDB on this machine: the verify tests will skip"; fi
+
 # Every test, with the real servers: MinIO from ./bin, moto_server from PATH,
-# PostgreSQL as it runs, a mariadbd of the tests' own.
-test: $(BIN)/minio mariadb postgres
+# PostgreSQL and MariaDB as they run, a mariadbd of the tests' own.
+test: $(BIN)/minio mariadb mariadb-shared postgres
 	$(GO) vet ./...
 	ICEMERGE_MINIO_BIN=$(BIN)/minio $(GO) test -count=1 -timeout 18m ./...
 	$(MAKE) fuzz
