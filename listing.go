@@ -602,4 +602,3 @@ func writeListing(w io.Writer, res *Result) {
 		p("WARNING %d files arrived after newer ones were applied (%s): %s", n, strings.Join(firstKeys(l.Late), ", "), how)
 	}
 }
-
