@@ -294,7 +294,10 @@ func (r *run) list(ctx context.Context) error {
 	var gone []string
 	if v.full {
 		if canListRecent(r.d.Source) {
-			r.st.FullListing, r.dirty = now.UTC(), true
+			// Saved with whatever the run saves; worth a save of its own
+			// only once a watermark lets runs list less.
+			r.st.FullListing = now.UTC()
+			r.dirty = r.dirty || r.st.Settled != ""
 		}
 		var all bool
 		gone, all = v.gone(r.st)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 )
 
@@ -404,5 +405,69 @@ func TestMissingBookmark(t *testing.T) {
 	}
 	if res := e.run(); res.Outcome != OutcomeNothingNew || res.Listing.MissingBookmark {
 		t.Errorf("rerun: %q", res.Outcome)
+	}
+}
+
+// A reload's full load is complete once a CDC file was written after its
+// last LOAD file (DMS writes CDC only after a table's load), or, with
+// --reload-quiet-after, once the last LOAD file is that old.
+func TestReloadComplete(t *testing.T) {
+	t0 := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
+	o := func(key string, mt time.Time) source.Object { return source.Object{Key: key, ModTime: mt} }
+	loads := []source.Object{o("LOAD00000001.parquet", t0), o("LOAD00000002.parquet", t0.Add(time.Minute))}
+	tests := []struct {
+		name  string
+		todo  []source.Object
+		now   time.Time
+		quiet time.Duration
+		want  bool
+	}{
+		{"no CDC file yet", loads, t0.Add(time.Hour), 0, false},
+		{"a CDC file written during the load", append(slices.Clone(loads), o("20240814-000030000.parquet", t0.Add(30*time.Second))), t0.Add(time.Hour), 0, false},
+		{"a CDC file written with the last LOAD", append(slices.Clone(loads), o("20240814-000100000.parquet", t0.Add(time.Minute))), t0.Add(time.Hour), 0, true},
+		{"a CDC file after the load", append(slices.Clone(loads), o("2024/08/14/20240814-000200000.parquet", t0.Add(2*time.Minute))), t0.Add(time.Hour), 0, true},
+		{"quiet, not long enough", loads, t0.Add(30 * time.Minute), time.Hour, false},
+		{"quiet long enough", loads, t0.Add(61 * time.Minute), time.Hour, true},
+	}
+	for _, tc := range tests {
+		if got := reloadComplete(loads, tc.todo, tc.now, tc.quiet); got != tc.want {
+			t.Errorf("%s: complete %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+// A bookmark of an earlier version settled by key, in DDMMYYYY folders
+// where 01/08/2024/… sorts before the settled 31/07/2024/… key: reading it
+// keeps what was settled applied, the run applies the later-named file
+// the old rule skipped, and its full listing records the settled files
+// one by one.
+func TestLegacySettledBookmark(t *testing.T) {
+	e := newEnv(t, "local")
+	e.putRows("LOAD00000001.parquet", ops("I"), dmstest.Row{int32(1), "one", at(0)})
+	e.putRows("30/07/2024/20240730-100000000.parquet", ops("I"), dmstest.Row{int32(2), "two", at(1)})
+	e.putRows("31/07/2024/20240731-100000000.parquet", ops("I"), dmstest.Row{int32(3), "three", at(2)})
+	e.run()
+	st, v, err := e.store.Load(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// As an earlier version left it: the CDC keys settled by key order.
+	delete(st.Files, "30/07/2024/20240730-100000000.parquet")
+	delete(st.Files, "31/07/2024/20240731-100000000.parquet")
+	st.Settled = "31/07/2024/20240731-100000000.parquet"
+	if _, err := e.store.Save(e.ctx, st, v); err != nil {
+		t.Fatal(err)
+	}
+	e.putRows("01/08/2024/20240801-100000000.parquet", ops("I"), dmstest.Row{int32(4), "four", at(3)})
+	res := e.run()
+	if res.Files != 1 || res.Plan.Files[0].Name != "01/08/2024/20240801-100000000.parquet" {
+		t.Fatalf("applied %d files: want only the one named after the old settled key", res.Files)
+	}
+	bm := e.bookmark()
+	if bm.Horizon != "" || bm.SettledFiles.Len() != 2 || bm.Settled != "20240731-100000000" {
+		t.Errorf("horizon %q, %d settled, watermark %q: want the settled files recorded", bm.Horizon, bm.SettledFiles.Len(), bm.Settled)
+	}
+	if ids, _ := e.ids(); strings.Join(ids, ",") != "1,2,3,4" {
+		t.Errorf("users %v", ids)
 	}
 }

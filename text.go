@@ -51,7 +51,11 @@ func WriteRun(w io.Writer, o RunOptions, res *Result) {
 		fmt.Fprintf(w, "%s: applied %d files (%d changes, %d keys): %d rows written, %d rows deleted, %d stale changes skipped; snapshot %d\n",
 			res.Table, res.Files, p.SourceRows, p.Keys, p.WriteRows, p.DeleteRows, p.Stale, res.Snapshot)
 		if res.Left > 0 {
-			fmt.Fprintf(w, "%s: %d more files left for the next run (%s)\n", res.Table, res.Left, o.Bounds())
+			why := o.Bounds()
+			if why == "" {
+				why = "their keys sort out of their names' order: a date layout changed"
+			}
+			fmt.Fprintf(w, "%s: %d more files left for the next run (%s)\n", res.Table, res.Left, why)
 		}
 		if res.AfterRun != nil && res.AfterRun.Compact != nil {
 			writeCompact(w, res.Table, *res.AfterRun.Compact, false)
