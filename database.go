@@ -125,8 +125,11 @@ func (c DatabaseConfig) Validate() error {
 		}
 	}
 	check := func(where string, t TableConfig) {
-		if t.Target != "" && (strings.ContainsAny(t.Target, "./ ") || t.Target != strings.ToLower(t.Target)) {
-			errs = append(errs, fmt.Errorf("%s: target %q: a lower-case table name without dots", where, t.Target))
+		if t.Target != "" {
+			// The name part of a table name, by the same rule as --table.
+			if _, err := catalog.Ident("ns." + t.Target); err != nil {
+				errs = append(errs, fmt.Errorf("%s: target %q: a lower-case table name without dots: %w", where, t.Target, err))
+			}
 		}
 		if slices.Contains(t.OrderBy, "source") && len(t.OrderBy) > 1 {
 			errs = append(errs, fmt.Errorf("%s: order_by: 'source' stands alone", where))
@@ -327,12 +330,26 @@ func RunDatabase(ctx context.Context, o DatabaseOptions, tables Tables) ([]Table
 		}
 	}
 	switch {
+	case len(failed) > 0 && len(failed) == len(runs) && allUsage(out):
+		// Every table stopped at its settings (no key to create it, a
+		// column no file has): the settings are wrong, not the run.
+		return out, usage(fmt.Errorf("%w: every table (%d) stopped at its settings: %s (see the log or --report)", ErrTablesFailed, len(runs), strings.Join(failed, ", ")))
 	case len(failed) > 0:
 		return out, fmt.Errorf("%w: %d of %d tables failed: %s (the others ran; see the log or --report)", ErrTablesFailed, len(failed), len(runs), strings.Join(failed, ", "))
 	case len(locked) > 0:
 		return out, fmt.Errorf("%w: %s", bookmark.ErrLocked, strings.Join(locked, ", "))
 	}
 	return out, ctx.Err()
+}
+
+// allUsage reports whether every table failed with a settings error.
+func allUsage(runs []TableRun) bool {
+	for _, r := range runs {
+		if !errors.Is(r.Err, ErrUsage) {
+			return false
+		}
+	}
+	return true
 }
 
 // runTable runs one table of a database run, recovering nothing: a panic

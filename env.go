@@ -105,7 +105,8 @@ type Env struct {
 	Now      func() time.Time
 	Catalog  *catalog.Catalog
 	Progress Progress
-	s3       *s3.Client // nil when nothing is on S3
+	s3       *s3.Client  // nil when nothing is on S3
+	aws      *aws.Config // nil when nothing is on AWS
 	bm       source.Location
 }
 
@@ -148,8 +149,17 @@ func (e *Env) Deps(table, src string) (Deps, error) {
 		if d.Source, err = e.Source(src); err != nil {
 			return d, err
 		}
+		if c, ok := e.Progress.(sourceCounter); ok {
+			d.Source = c.Source(table, d.Source)
+		}
 	}
 	return d, nil
+}
+
+// sourceCounter is a Progress that also counts the bytes read from a
+// table's source (the command line's bars): an optional ability.
+type sourceCounter interface {
+	Source(table string, s Source) Source
 }
 
 // needsAWS reports whether any setting points at S3 or Glue.
@@ -177,6 +187,7 @@ func Open(ctx context.Context, c Common, src string, awsCfg *aws.Config, log *sl
 	env := &Env{Log: log, Now: time.Now}
 	props := iceberg.Properties{}
 	if awsCfg != nil {
+		env.aws = awsCfg
 		ctx = utils.WithAwsConfig(ctx, awsCfg)
 		env.s3 = s3.NewFromConfig(*awsCfg, func(o *s3.Options) {
 			// A custom endpoint (MinIO, LocalStack) needs path-style

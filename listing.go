@@ -110,6 +110,7 @@ type sourceView struct {
 	full     bool
 	requests int
 	listed   int             // objects listed, data or not
+	all      []source.Object // the objects listed, data or not
 	data     []source.Object // the data objects listed
 	todo     []source.Object // those the bookmark has not applied, in source order
 	keys     map[string]bool // the data keys, built on demand
@@ -129,6 +130,7 @@ func listSource(ctx context.Context, src Source, st bookmark.State, now time.Tim
 	v := &sourceView{full: true}
 	fn := func(o source.Object) error {
 		v.listed++
+		v.all = append(v.all, o)
 		if source.Classify(o.Key) == merge.NotData {
 			return nil
 		}
@@ -289,6 +291,7 @@ func (r *run) list(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	r.view = v
 	r.lap(&r.res.Time.List)
 	r.res.Listed, lst.Full, lst.Requests = v.listed, v.full, v.requests
 	var gone []string
@@ -337,6 +340,19 @@ func (r *run) list(ctx context.Context) error {
 		r.todo = r.todo[:n]
 	}
 	r.res.Files, r.res.Left = len(r.todo), len(r.left)
+	return r.warnings(ctx)
+}
+
+// eachListed calls fn for every object the run's listing saw, data or not.
+func (r *run) eachListed(fn func(source.Object) error) error {
+	if r.view == nil {
+		return nil
+	}
+	for _, o := range r.view.all {
+		if err := fn(o); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 

@@ -28,9 +28,9 @@ type lockSpec struct {
 
 // withLock runs fn under the table's run lock: a run, a maintenance, a
 // rewind and a reset never overlap. The lock is taken (waiting up to
-// spec.wait for another holder), renewed every third of its lease while fn
-// runs (a failed renewal cancels fn's context, so nothing is committed
-// without the lock) and released at the end. lock nil runs fn unlocked.
+// spec.wait for another holder; a lease whose process died on this machine
+// is taken over at once), renewed while fn runs and released at the end.
+// lock nil runs fn unlocked.
 func withLock[T any](ctx context.Context, lock Locker, spec lockSpec, now func() time.Time, log *slog.Logger, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if lock == nil {
@@ -40,7 +40,15 @@ func withLock[T any](ctx context.Context, lock Locker, spec lockSpec, now func()
 	if err != nil {
 		return zero, err
 	}
-	ctx, stop := keepLease(ctx, lease, spec.ttl, log)
+	if was, ok := lease.TookOver(); ok {
+		log.Warn("took over the run lock of a run that died", "table", spec.table, "owner", was.Owner, "host", was.Host, "pid", was.PID)
+	}
+	// Renewed every quarter of the lease; a renewal that keeps failing, or
+	// the lock taken by another, cancels fn's context: nothing is committed
+	// without the lock.
+	ctx, stop := lease.Keep(ctx, func(err error) {
+		log.Warn("renewing the run lock failed; retrying", "table", spec.table, "error", err)
+	})
 	defer func() {
 		stop()
 		if rerr := lease.Release(context.WithoutCancel(ctx)); rerr != nil {
@@ -73,31 +81,6 @@ func acquire(ctx context.Context, lock Locker, spec lockSpec, now func() time.Ti
 		case <-time.After(min(time.Second, deadline.Sub(now()))):
 		}
 	}
-}
-
-// keepLease renews the lease every third of its TTL; if that fails the
-// returned context is cancelled, so nothing is committed without the lock.
-func keepLease(ctx context.Context, lease *bookmark.Lease, ttl time.Duration, log *slog.Logger) (context.Context, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	done, exited := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(exited)
-		t := time.NewTicker(ttl / 3)
-		defer t.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-t.C:
-				if err := lease.Renew(ctx); err != nil {
-					log.Error("lost the run lock: stopping", "error", err)
-					cancel(err)
-					return
-				}
-			}
-		}
-	}()
-	return ctx, func() { close(done); <-exited; cancel(nil) }
 }
 
 // lockOwner names the holder of a lock: the command (if not a run), the

@@ -230,8 +230,8 @@ func TestMaintainExpiryKeepsTheLastTokenRecognised(t *testing.T) {
 		w := newMaintainWorkload(e)
 		w.history()
 		w.file("U", 11, "u11", "D", 12, "")
-		// Save 1 is the pending mark, save 2 the one after the commit.
-		if _, err := e.merge(e.deps(&faultStore{Store: e.store, fail: map[int]bool{2: true}})); !errors.Is(err, errInjected) {
+		// The save after the commit fails.
+		if _, err := e.merge(e.deps(faultStore{BookmarkStore: e.store, f: &faults{point: "bookmark done", action: failBefore}})); !errors.Is(err, errInjected) {
 			t.Fatalf("err = %v, want the injected fault", err)
 		}
 		if bm := e.bookmark(); bm.Pending == nil {

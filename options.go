@@ -26,8 +26,8 @@ import (
 type Common struct {
 	Table      string `help:"The Iceberg table, NAMESPACE.NAME in lower case (e.g. test_db.users)." placeholder:"NS.NAME"`
 	Catalog    string `help:"The catalog: sql (a SQLite file or a PostgreSQL database, see --catalog-uri) or glue (the AWS Glue Data Catalog)." default:"sql" placeholder:"KIND"`
-	CatalogURI string `name:"catalog-uri" help:"The sql catalog's database: a SQLite file, or postgres://USER@HOST:5432/DATABASE." default:"icemerge.db" placeholder:"URI"`
-	Warehouse  string `help:"Where new tables are created: a path, file:// or s3:// (default: file://<current folder>/warehouse)." placeholder:"URI"`
+	CatalogURI string `name:"catalog-uri" help:"The sql catalog's database: a SQLite file, or postgres://USER@HOST:5432/DATABASE (default: <warehouse>/_icemerge/catalog.db for a local warehouse; required with an s3:// one)." placeholder:"URI"`
+	Warehouse  string `help:"Where new tables are created: a path, file:// or s3:// (default: file://<current folder>/warehouse). Every command given the same warehouse finds the same catalog and bookmarks." placeholder:"URI"`
 	Bookmark   string `help:"The folder of the bookmarks and run locks: a path, file:// or s3:// (default: <warehouse>/_icemerge)." placeholder:"URI"`
 
 	// S3Endpoint is AWS_ENDPOINT_URL_S3 (or AWS_ENDPOINT_URL), read once by
@@ -36,9 +36,18 @@ type Common struct {
 	S3Endpoint string `kong:"-" json:"-"`
 }
 
+// DefaultCatalogFile is where the sql catalog's SQLite file is by default,
+// under a local warehouse: found from the warehouse, never from the folder
+// a command runs in, so every command given one --warehouse sees the same
+// tables (and the bookmarks beside them, <warehouse>/_icemerge).
+const DefaultCatalogFile = "_icemerge/catalog.db"
+
 // Complete fills the settings that derive from others or from the
-// environment (env is os.LookupEnv in production): the default warehouse
-// and bookmark folder, and the S3 endpoint.
+// environment (env is os.LookupEnv in production): the default warehouse,
+// catalog and bookmark folder, and the S3 endpoint. With the sql catalog,
+// an s3:// warehouse and no --catalog-uri it refuses to guess (a usage
+// error): a SQLite file cannot live in S3, and one on the local disk would
+// differ from machine to machine.
 func (c *Common) Complete(env func(string) (string, bool)) error {
 	if v, ok := env("AWS_ENDPOINT_URL_S3"); ok && v != "" {
 		c.S3Endpoint = v
@@ -55,8 +64,23 @@ func (c *Common) Complete(env func(string) (string, bool)) error {
 	if c.Bookmark == "" {
 		c.Bookmark = strings.TrimSuffix(c.Warehouse, "/") + "/_icemerge"
 	}
+	if c.CatalogURI == "" && (c.Catalog == catalog.KindSQL || c.Catalog == "") {
+		wh, err := source.ParseLocation(c.Warehouse)
+		switch {
+		case err != nil:
+			return usage(fmt.Errorf("--warehouse: %w", err))
+		case wh.S3:
+			return usage(fmt.Errorf("--catalog-uri is required with the sql catalog and the s3:// warehouse %s: "+
+				"pass postgres://USER@HOST:5432/DATABASE (shared by every machine that runs icemerge), or use --catalog glue", wh))
+		}
+		c.CatalogURI = wh.Join(DefaultCatalogFile).Path
+	}
 	return nil
 }
+
+// NeedsAWS reports whether the settings, with the folder src ("" for
+// none), point at S3 or Glue: the commands then load an AWS configuration.
+func (c Common) NeedsAWS(src string) bool { return c.needsAWS(src) }
 
 // validate checks the common settings, with --table optional unless
 // needTable (a whole-database run names its tables itself). An empty
@@ -72,9 +96,9 @@ func (c Common) validate(needTable bool) error {
 	default:
 		if _, err := catalog.Ident(c.Table); err != nil {
 			errs = append(errs, fmt.Errorf("--table: %w", err))
-		}
-		if c.Table != strings.ToLower(c.Table) {
-			errs = append(errs, fmt.Errorf("--table %q: use lower case, as Glue and Athena store names", c.Table))
+			if c.Table != strings.ToLower(c.Table) && !strings.Contains(err.Error(), "lower case") {
+				errs = append(errs, fmt.Errorf("--table %q: use lower case, as Glue and Athena store names", c.Table))
+			}
 		}
 	}
 	switch c.Catalog {
@@ -90,7 +114,7 @@ func (c Common) validate(needTable bool) error {
 			errs = append(errs, fmt.Errorf("%s: %w", l.flag, err))
 		}
 	}
-	if c.Catalog == catalog.KindSQL {
+	if c.Catalog == catalog.KindSQL && c.CatalogURI != "" { // "": Complete finds it from the warehouse
 		if catalog.IsPostgresURI(c.CatalogURI) {
 			if err := catalog.CheckPostgresURI(c.CatalogURI); err != nil {
 				errs = append(errs, fmt.Errorf("--catalog-uri: %w", err))
@@ -123,7 +147,11 @@ type RunOptions struct {
 	Keys Columns `name:"key" help:"The primary key column(s), comma-separated; used to create the table." placeholder:"COL,..."`
 	// OrderBy orders a key's changes; empty is source order only.
 	OrderBy Columns `name:"order-by" help:"The column(s) ordering the changes of a key, comma-separated; 'source' for source order only." default:"updated_at" placeholder:"COL,..."`
-	DryRun  bool    `help:"Print the plan and write nothing."`
+	// BeforeImagePrefix names the before-image columns of DMS's
+	// add-before-image-columns rule (BI_<key column>): a U whose before
+	// image of the key differs from its key moves the row to the new key.
+	BeforeImagePrefix string `name:"before-image-prefix" help:"The prefix of the key's before-image columns (DMS rule add-before-image-columns): a U whose BI_ key differs from its key deletes the old key. Matched case-insensitively; BI_ columns never become table columns." default:"BI_" placeholder:"PREFIX"`
+	DryRun            bool   `help:"Print the plan and write nothing."`
 	// MaxFiles and MaxBytes bound a run's batch (0: no bound); a batch
 	// holds at least one file.
 	MaxFiles int      `help:"Apply at most this many files per run, in source order (0: all)." default:"0" placeholder:"N"`
@@ -137,7 +165,7 @@ type RunOptions struct {
 	PartitionRows int           `help:"Plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)." default:"2000000" placeholder:"N"`
 	SettleAfter   time.Duration `help:"Settle the CDC files applied this long ago: later runs list only what is named after them, until the next full listing (0: list the whole folder every run)." default:"15m"`
 	Wait          time.Duration `help:"Wait this long for another run of the table to finish (0: exit 3 at once)." default:"0s"`
-	LockTTL       time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed while running; a run that died frees the table after it." default:"10m"`
+	LockTTL       time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while running; a run that dies frees the table at once on its own machine, elsewhere after at most this long." default:"60s"`
 	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
 	TombstoneTTL time.Duration `help:"Remember deleted keys this long, so older changes arriving late do not revive them (0: off)." default:"168h"`
 	// OnBadFile is what a file with bad input does to the run.
@@ -350,7 +378,7 @@ type MaintainOptions struct {
 	// commit in flight (another writer's) has not referenced them yet.
 	OrphanOlderThan Days          `help:"orphans: delete unreferenced files only when older than this (at least 1h)." default:"3d" placeholder:"AGE"`
 	Wait            time.Duration `help:"Wait this long for a run of the table to finish (0: exit 3 at once)." default:"0s"`
-	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed while maintaining." default:"10m"`
+	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while maintaining." default:"60s"`
 }
 
 // NewMaintainOptions are the defaults of a maintenance.
@@ -475,20 +503,47 @@ type TableOptions struct {
 // Validate reports every problem at once.
 func (o TableOptions) Validate() error { return usage(o.Common.validate(true)) }
 
+// The values of show's --format.
+const (
+	FormatTable = "table"
+	FormatJSON  = "json"
+	FormatCSV   = "csv"
+)
+
 // ShowOptions are the settings of `icemerge show`.
 type ShowOptions struct {
 	Common `embed:""`
 
-	Limit int `help:"Print at most this many rows." default:"100" placeholder:"N"`
+	// Where is COL=VALUE: only the rows whose column holds the value,
+	// found by the files' and row groups' statistics (a key lookup).
+	Where  string `help:"Only the rows where the column holds the value: COL=VALUE (an int, bigint or string column; a key column reads the least)." placeholder:"COL=VALUE"`
+	Limit  int    `help:"Print at most this many rows; reading stops once they are found (0: every row)." default:"100" placeholder:"N"`
+	Format string `help:"Output format: table (aligned columns, for people), json (one JSON object per row) or csv (a header, then one line per row)." default:"table" enum:"table,json,csv" placeholder:"table|json|csv"`
 }
 
 // Validate reports every problem at once.
 func (o ShowOptions) Validate() error {
 	errs := []error{o.Common.validate(true)}
 	if o.Limit < 0 {
-		errs = append(errs, errors.New("--limit must be 0 or more"))
+		errs = append(errs, errors.New("--limit must be 0 (every row) or more"))
+	}
+	if o.Where != "" {
+		if col, _, ok := strings.Cut(o.Where, "="); !ok || strings.TrimSpace(col) == "" {
+			errs = append(errs, fmt.Errorf("--where %q: use COLUMN=VALUE, e.g. --where user_id=42", o.Where))
+		}
+	}
+	switch o.Format {
+	case "", FormatTable, FormatJSON, FormatCSV:
+	default:
+		errs = append(errs, fmt.Errorf("--format %q: use table, json or csv", o.Format))
 	}
 	return usage(errors.Join(errs...))
+}
+
+// where splits --where into its column (lower case, as stored) and value.
+func (o ShowOptions) where() (col, value string) {
+	col, value, _ = strings.Cut(o.Where, "=")
+	return strings.ToLower(strings.TrimSpace(col)), value
 }
 
 // Columns is a list of column names: on the command line comma-separated,

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
 )
 
@@ -12,7 +13,7 @@ import (
 // line without flags gets.
 func TestDefaults(t *testing.T) {
 	o := NewRunOptions()
-	if o.SourceCache != 256<<20 || o.PartitionRows != 2_000_000 || o.SettleAfter != 15*time.Minute || o.LockTTL != 10*time.Minute ||
+	if o.SourceCache != 256<<20 || o.PartitionRows != 2_000_000 || o.SettleAfter != 15*time.Minute || o.LockTTL != bookmark.DefaultLeaseTTL ||
 		o.TombstoneTTL != 7*24*time.Hour || o.OnBadFile != OnBadFileFail || len(o.OrderBy) != 1 || o.OrderBy[0] != "updated_at" || o.Catalog != catalog.KindSQL {
 		t.Errorf("run defaults %+v", o)
 	}

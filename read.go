@@ -5,6 +5,7 @@ import (
 	"errors"
 	"iter"
 	"log/slog"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -29,7 +30,8 @@ const readWorkers = 2
 // Files whose decoded rows fit in cache bytes (in all) are kept whole, so
 // writing their winners need not read them again; the others keep only the
 // keep columns.
-func readFiles(ctx context.Context, src Source, objs []source.Object, keep []string, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.Options, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+	keep := append(slices.Clone(mo.Keys), mo.OrderBy...)
 	type result struct {
 		f   *merge.File
 		err error
@@ -48,7 +50,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, keep []str
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f, err := readFile(ctx, src, objs[i].Key)
+				f, err := readFile(ctx, src, objs[i].Key, mo)
 				if err == nil {
 					sz := int64(0)
 					for _, r := range f.Records {
@@ -104,14 +106,23 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, keep []str
 	return files, failed
 }
 
-// readFile reads one source object.
-func readFile(ctx context.Context, src Source, key string) (*merge.File, error) {
+// readFile reads one source object; the before images of its key columns
+// (DMS's add-before-image-columns) are set apart from its columns.
+func readFile(ctx context.Context, src Source, key string, mo merge.Options) (*merge.File, error) {
 	r, err := src.Open(ctx, key)
 	if err != nil {
 		return nil, err
 	}
 	defer r.Close()
-	return merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
+	f, err := merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
+	if err != nil {
+		return nil, err
+	}
+	if err := f.SplitBeforeImage(mo); err != nil {
+		f.Release()
+		return nil, err
+	}
+	return f, nil
 }
 
 // recordBytes is the memory of a record's buffers.

@@ -12,7 +12,7 @@ import (
 
 // bookmarkLockTTL is the lease a rewind or a reset holds the table's run
 // lock for: it lists the source at most, and renews it while it lasts.
-const bookmarkLockTTL = time.Minute
+const bookmarkLockTTL = bookmark.DefaultLeaseTTL
 
 // RewindResult is what a rewind did and what the next run will process.
 type RewindResult struct {

@@ -156,6 +156,7 @@ type run struct {
 	replace string
 	forget  []string
 	dirty   bool
+	view    *sourceView // the run's listing
 }
 
 // lap adds the time since the last lap to into.
@@ -238,7 +239,7 @@ func (r *run) loadTable(ctx context.Context) error {
 		return fmt.Errorf("table %s has no identifier fields (primary key); icemerge needs them to match rows: recreate the table with icemerge --key", r.o.Table)
 	}
 	if len(r.keys) > 0 && !slices.Equal(r.keys, tk) {
-		return fmt.Errorf("--key %v contradicts the primary key %v of table %s: drop --key or pass the table's", r.keys, tk, r.o.Table)
+		return usage(fmt.Errorf("--key %v contradicts the primary key %v of table %s: drop --key or pass the table's", r.keys, tk, r.o.Table))
 	}
 	r.keys = tk
 	return nil
@@ -348,7 +349,7 @@ func (r *run) nothingNew(ctx context.Context) error {
 func (r *run) read(ctx context.Context) error {
 	r.log.Info("reading new files", "files", len(r.todo), "left", len(r.left))
 	r.bad = newBadFiles(r.o, r.todo, r.d.Now(), r.log)
-	files, err := readFiles(ctx, r.d.Source, r.todo, append(slices.Clone(r.keys), r.o.OrderBy...), int64(r.o.SourceCache), r.bad,
+	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad,
 		func(done int) { r.d.step(r.o.Table, "reading files", done, len(r.todo)) })
 	r.files = files
 	if err != nil {
@@ -428,7 +429,7 @@ func (r *run) planBatch(ctx context.Context) error {
 		// read again when the winners are written, so memory holds one
 		// file's rows at a time, not the batch's.
 		Reload: func(ctx context.Context, name string) (*merge.File, error) {
-			f, err := readFile(ctx, r.d.Source, name)
+			f, err := readFile(ctx, r.d.Source, name, r.mergeOptions())
 			if err != nil {
 				return nil, err
 			}
@@ -442,7 +443,7 @@ func (r *run) planBatch(ctx context.Context) error {
 	if r.o.TombstoneTTL > 0 {
 		po.Tombstones = r.st.DecodedTombstones()
 	}
-	r.pl = merge.NewPlanner(r.stored, merge.Options{Keys: r.keys, OrderBy: r.o.OrderBy}, r.files, po)
+	r.pl = merge.NewPlanner(r.stored, r.mergeOptions(), r.files, po)
 	r.res.Partitions = r.pl.Partitions()
 	if r.pl.Partitions() > 1 {
 		r.log.Info("planning in key-hash partitions", "partitions", r.pl.Partitions(), "changes", merge.Changes(r.files))
@@ -477,6 +478,11 @@ func (r *run) replan(ctx context.Context) (*merge.Plan, error) {
 		err = r.replaceRows(ctx, plan)
 	}
 	return plan, err
+}
+
+// mergeOptions are the batch's key, order and before-image settings.
+func (r *run) mergeOptions() merge.Options {
+	return merge.Options{Keys: r.keys, OrderBy: r.o.OrderBy, BeforeImagePrefix: r.o.BeforeImagePrefix}
 }
 
 // nextTombstones are the tombstones after the plan.

@@ -428,25 +428,6 @@ func TestKeyContradictingTheTableIsRefused(t *testing.T) {
 	})
 }
 
-// faultStore fails the Save calls whose 1-based numbers are in fail.
-type faultStore struct {
-	bookmark.Store
-	n    int
-	fail map[int]bool
-}
-
-var errInjected = errors.New("injected fault")
-
-func (f *faultStore) Save(ctx context.Context, s bookmark.State, prev bookmark.Version) (bookmark.Version, error) {
-	f.n++
-	if f.fail[f.n] {
-		return "", errInjected
-	}
-	return f.Store.Save(ctx, s, prev)
-}
-
-var _ bookmark.Store = (*faultStore)(nil)
-
 // A run that dies between its commit and saving the bookmark: the next run
 // recognises the commit and applies nothing twice.
 func TestCrashBetweenCommitAndBookmarkSave(t *testing.T) {
@@ -455,8 +436,8 @@ func TestCrashBetweenCommitAndBookmarkSave(t *testing.T) {
 		e.run()
 		e.copyFixture("20240814-002642123.parquet", "20240814-002642123.parquet")
 
-		// Save 1 is the pending mark, save 2 the one after the commit.
-		_, err := e.merge(e.deps(&faultStore{Store: e.store, fail: map[int]bool{2: true}}))
+		// The save after the commit fails.
+		_, err := e.merge(e.deps(faultStore{BookmarkStore: e.store, f: &faults{point: "bookmark done", action: failBefore}}))
 		if !errors.Is(err, errInjected) {
 			t.Fatalf("err = %v, want the injected fault", err)
 		}

@@ -8,7 +8,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 
-	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/merge"
 )
 
 // Rows are a table's rows, read by Show: one array per column, and the
@@ -20,8 +20,21 @@ type Rows struct {
 	Columns  []arrow.Array
 	// Order lists the row indexes in primary key order.
 	Order []int
-	Total int
+	// Total is the number of rows the table holds (of those matching
+	// --where, when given); TotalKnown is false when reading stopped at
+	// --limit and the snapshot's summary does not tell.
+	Total      int64
+	TotalKnown bool
+	// More: rows were left unread (--limit).
+	More bool
+	// Where is the lookup, "" for every row.
+	Where string
+	// Scan says how much of the table was read.
+	Scan merge.ScanStats
 }
+
+// Len is the number of rows read.
+func (r *Rows) Len() int { return len(r.Order) }
 
 // Release frees the columns.
 func (r *Rows) Release() {
@@ -30,7 +43,10 @@ func (r *Rows) Release() {
 	}
 }
 
-// Show reads a table's rows (`icemerge show`), ordered by primary key.
+// Show reads a table's rows (`icemerge show`): those of --where, at most
+// --limit of them (reading stops there), ordered by primary key. A lookup
+// reads only the data files and row groups whose statistics may hold the
+// value, as a run's locate phase does.
 func Show(ctx context.Context, o ShowOptions, d Deps) (*Rows, error) {
 	if err := o.Validate(); err != nil {
 		return nil, err
@@ -39,17 +55,27 @@ func Show(ctx context.Context, o ShowOptions, d Deps) (*Rows, error) {
 	if err != nil {
 		return nil, err
 	}
-	return readRows(ctx, tbl)
-}
-
-func readRows(ctx context.Context, tbl *catalog.Table) (*Rows, error) {
-	sc, cols, err := tbl.ReadAll(ctx)
+	col, text := o.where()
+	var value any
+	if col != "" {
+		if value, err = tbl.ParseValue(col, text); err != nil {
+			return nil, usage(err)
+		}
+	}
+	sc, cols, more, st, err := tbl.Rows(ctx, col, value, o.Limit)
 	if err != nil {
 		return nil, err
 	}
-	rows := &Rows{Table: tbl.Name(), Snapshot: tbl.SnapshotID(), Schema: sc, Columns: cols}
+	rows := &Rows{Table: tbl.Name(), Snapshot: tbl.SnapshotID(), Schema: sc, Columns: cols, More: more, Where: o.Where, Scan: st}
+	n := 0
 	if len(cols) > 0 {
-		rows.Total = cols[0].Len()
+		n = cols[0].Len()
+	}
+	rows.Total, rows.TotalKnown = int64(n), true
+	if more && col == "" {
+		rows.Total, rows.TotalKnown = tbl.LiveRows()
+	} else if more {
+		rows.TotalKnown = false
 	}
 	var keyCols []arrow.Array
 	for _, k := range tbl.Keys() {
@@ -57,7 +83,7 @@ func readRows(ctx context.Context, tbl *catalog.Table) (*Rows, error) {
 			keyCols = append(keyCols, cols[is[0]])
 		}
 	}
-	rows.Order = make([]int, rows.Total)
+	rows.Order = make([]int, n)
 	for i := range rows.Order {
 		rows.Order[i] = i
 	}

@@ -32,7 +32,9 @@ type TableStatus struct {
 	Pending  PendingStatus   `json:"pending"`
 	// Quarantined counts the files skipped as bad input.
 	Quarantined int `json:"quarantined"`
-	// Locked: a run holds the table now (Lock says which, until when).
+	// Locked: a run holds the table now (Lock says which, until when, and
+	// its state: held, or stuck when a frozen process holds the bookmark
+	// store; a run that died is shown unlocked, with its lease).
 	Locked bool             `json:"locked"`
 	Lock   *bookmark.Holder `json:"lock,omitempty"`
 	// Problem is what the next run will stop at, if anything: the bookmark
@@ -209,8 +211,9 @@ func Status(ctx context.Context, o StatusOptions, d Deps) (TableStatus, error) {
 		if err != nil {
 			return s, err
 		}
-		if held {
-			s.Locked, s.Lock = true, &h
+		// A lease of a run that died, or a stuck store lock, is shown too.
+		if held || h.State == bookmark.LockDead {
+			s.Locked, s.Lock = held, &h
 		}
 	}
 	return s, nil

@@ -1,6 +1,9 @@
 package icemerge
 
 import (
+	"bytes"
+	"encoding/csv"
+	"encoding/json"
 	"fmt"
 	"io"
 	"maps"
@@ -258,9 +261,14 @@ func WriteStatus(w io.Writer, s TableStatus) {
 	} else {
 		fmt.Fprintln(w, "  quarantined:   none")
 	}
-	if s.Locked {
-		fmt.Fprintf(w, "  lock:          held by %s until %s (a run is in progress)\n", s.Lock.Owner, ts(s.Lock.Expires))
-	} else {
+	switch l := s.Lock; {
+	case l != nil && l.State == bookmark.LockStuck:
+		fmt.Fprintf(w, "  lock:          stuck: %s\n", l.Detail)
+	case s.Locked:
+		fmt.Fprintf(w, "  lock:          held by %s until %s (a run is in progress)\n", l.Owner, ts(l.Expires))
+	case l != nil && l.State == bookmark.LockDead:
+		fmt.Fprintf(w, "  lock:          free: %s\n", l.Detail)
+	default:
 		fmt.Fprintln(w, "  lock:          free")
 	}
 	if r := s.Reload; r != nil {
@@ -406,23 +414,38 @@ func WriteBookmark(w io.Writer, table, location string, st bookmark.State, saved
 	}
 }
 
-// WriteRows writes at most limit of a table's rows, in key order.
-func WriteRows(w io.Writer, rows *Rows, limit int) error {
+// WriteRows writes the rows Show read, in key order, as a table for
+// people (format "table" or ""), JSON lines or CSV.
+func WriteRows(w io.Writer, rows *Rows, format string) error {
+	switch format {
+	case FormatJSON:
+		return writeRowsJSON(w, rows)
+	case FormatCSV:
+		return writeRowsCSV(w, rows)
+	}
 	snap := "none"
 	if rows.Snapshot != 0 {
 		snap = fmt.Sprint(rows.Snapshot)
 	}
-	fmt.Fprintf(w, "%s: %d rows (snapshot %s)\n", rows.Table, rows.Total, snap)
+	what := "rows"
+	if rows.Where != "" {
+		what = "rows where " + rows.Where
+	}
+	switch {
+	case !rows.More:
+		fmt.Fprintf(w, "%s: %d %s (snapshot %s)\n", rows.Table, rows.Len(), what, snap)
+	case rows.TotalKnown:
+		fmt.Fprintf(w, "%s: the first %d of %d %s read (snapshot %s)\n", rows.Table, rows.Len(), rows.Total, what, snap)
+	default:
+		fmt.Fprintf(w, "%s: the first %d %s read (snapshot %s)\n", rows.Table, rows.Len(), what, snap)
+	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	var head []string
 	for _, f := range rows.Schema.Fields() {
 		head = append(head, f.Name)
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
-	for i, r := range rows.Order {
-		if i == limit {
-			break
-		}
+	for _, r := range rows.Order {
 		cells := make([]string, len(rows.Columns))
 		for c, col := range rows.Columns {
 			cells[c] = cell(col, r)
@@ -432,10 +455,109 @@ func WriteRows(w io.Writer, rows *Rows, limit int) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	if rows.Total > limit {
-		fmt.Fprintf(w, "… %d more rows (raise --limit)\n", rows.Total-limit)
+	if rows.More {
+		if rows.TotalKnown {
+			fmt.Fprintf(w, "… %d more rows (raise --limit, or 0 for all)\n", rows.Total-int64(rows.Len()))
+		} else {
+			fmt.Fprintln(w, "… more rows (raise --limit, or 0 for all)")
+		}
 	}
 	return nil
+}
+
+// writeRowsJSON writes one JSON object per row: numbers as numbers, times
+// as RFC 3339 strings, decimals as strings (exact), binary as base64.
+func writeRowsJSON(w io.Writer, rows *Rows) error {
+	fields := rows.Schema.Fields()
+	for _, r := range rows.Order {
+		var b bytes.Buffer
+		b.WriteByte('{')
+		for c, col := range rows.Columns {
+			if c > 0 {
+				b.WriteByte(',')
+			}
+			k, _ := json.Marshal(fields[c].Name)
+			b.Write(k)
+			b.WriteByte(':')
+			v, err := json.Marshal(jsonCell(col, r))
+			if err != nil {
+				return err
+			}
+			b.Write(v)
+		}
+		b.WriteString("}\n")
+		if _, err := w.Write(b.Bytes()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// jsonCell is a cell as a JSON value.
+func jsonCell(a arrow.Array, i int) any {
+	if a.IsNull(i) {
+		return nil
+	}
+	switch c := a.(type) {
+	case *array.Boolean:
+		return c.Value(i)
+	case *array.Int8:
+		return c.Value(i)
+	case *array.Int16:
+		return c.Value(i)
+	case *array.Int32:
+		return c.Value(i)
+	case *array.Int64:
+		return c.Value(i)
+	case *array.Uint8:
+		return c.Value(i)
+	case *array.Uint16:
+		return c.Value(i)
+	case *array.Uint32:
+		return c.Value(i)
+	case *array.Uint64:
+		return c.Value(i)
+	case *array.Float32:
+		return c.Value(i)
+	case *array.Float64:
+		return c.Value(i)
+	case *array.String:
+		return c.Value(i)
+	case *array.LargeString:
+		return c.Value(i)
+	case *array.Binary:
+		return c.Value(i)
+	case *array.Timestamp:
+		typ := c.DataType().(*arrow.TimestampType)
+		return c.Value(i).ToTime(typ.Unit).UTC().Format(time.RFC3339Nano)
+	}
+	return cell(a, i)
+}
+
+// writeRowsCSV writes a header line, then one line per row; NULL is an
+// empty field.
+func writeRowsCSV(w io.Writer, rows *Rows) error {
+	cw := csv.NewWriter(w)
+	var head []string
+	for _, f := range rows.Schema.Fields() {
+		head = append(head, f.Name)
+	}
+	if err := cw.Write(head); err != nil {
+		return err
+	}
+	for _, r := range rows.Order {
+		rec := make([]string, len(rows.Columns))
+		for c, col := range rows.Columns {
+			if !col.IsNull(r) {
+				rec[c] = cell(col, r)
+			}
+		}
+		if err := cw.Write(rec); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
 }
 
 func cell(a arrow.Array, i int) string {
@@ -451,4 +573,95 @@ func cell(a arrow.Array, i int) string {
 		return t.UTC().Format("2006-01-02 15:04:05.999999")
 	}
 	return a.ValueStr(i)
+}
+
+// BookmarkReport is what `icemerge bookmark show --json` prints.
+type BookmarkReport struct {
+	Table    string `json:"table"`
+	Location string `json:"location"`
+	Saved    bool   `json:"saved"`
+	Token    string `json:"token,omitempty"`
+	Runs     int64  `json:"runs"`
+	// AppliedFiles counts the applied files; Files lists them with --files.
+	AppliedFiles int                             `json:"applied_files"`
+	Settled      string                          `json:"settled,omitempty"`
+	Updated      *time.Time                      `json:"updated,omitempty"`
+	ResetAt      *time.Time                      `json:"reset_at,omitempty"`
+	Pending      *BookmarkPending                `json:"pending,omitempty"`
+	Quarantined  map[string]bookmark.Quarantined `json:"quarantined"`
+	Files        map[string]bookmark.FileInfo    `json:"files,omitempty"`
+}
+
+// BookmarkPending is a run that saved its files and may have committed.
+type BookmarkPending struct {
+	Token   string    `json:"token"`
+	Started time.Time `json:"started"`
+	Files   int       `json:"files"`
+}
+
+// BookmarkReportOf is a table's bookmark for scripts; files lists every
+// applied file.
+func BookmarkReportOf(table, location string, st bookmark.State, saved, files bool) BookmarkReport {
+	r := BookmarkReport{Table: table, Location: location, Saved: saved, Quarantined: map[string]bookmark.Quarantined{}}
+	if !saved {
+		return r
+	}
+	r.Token, r.Runs, r.AppliedFiles, r.Settled, r.ResetAt = st.Token, st.Runs, appliedCount(st), st.Settled, st.ResetAt
+	if !st.Updated.IsZero() {
+		u := st.Updated
+		r.Updated = &u
+	}
+	if p := st.Pending; p != nil {
+		r.Pending = &BookmarkPending{Token: p.Token, Started: p.Started, Files: len(p.Files)}
+	}
+	maps.Copy(r.Quarantined, st.Quarantined)
+	if files {
+		r.Files = st.Files
+	}
+	return r
+}
+
+// WriteCheck writes what `icemerge check` found: one line per check, ok,
+// FAIL or skip, with the exact error and the permission it needs.
+func WriteCheck(w io.Writer, table string, res []CheckResult) {
+	fmt.Fprintf(w, "check of %s, with the settings of a run\n", table)
+	failed := 0
+	for _, r := range res {
+		mark := "ok  "
+		switch {
+		case r.Skipped:
+			mark = "skip"
+		case !r.OK:
+			mark = "FAIL"
+			failed++
+		}
+		fmt.Fprintf(w, "  %s  %-27s %s\n", mark, r.Name, r.Target)
+		fmt.Fprintf(w, "        %s\n", r.Detail)
+		if r.Needs != "" && (!r.OK || r.Skipped) {
+			fmt.Fprintf(w, "        needs %s\n", r.Needs)
+		}
+	}
+	if failed == 0 {
+		fmt.Fprintf(w, "all %d checks passed\n", len(res))
+		return
+	}
+	fmt.Fprintf(w, "%d of %d checks failed\n", failed, len(res))
+}
+
+// WriteSourceColumns writes the columns of a new table's files (a dry run
+// without --key) and how to go on.
+func WriteSourceColumns(w io.Writer, sc *SourceColumns) {
+	fmt.Fprintf(w, "plan for %s (dry run: nothing is written)\n", sc.Table)
+	if sc.Schema == nil {
+		fmt.Fprintf(w, "  the table does not exist yet, and %s has %s, none readable as DMS Parquet\n", sc.Source, count(sc.Files, "new file"))
+		return
+	}
+	fmt.Fprintf(w, "  the table does not exist yet: pass --key to plan its creation. The columns of %s (1 of %s):\n", sc.File, count(sc.Files, "new file"))
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	for _, f := range sc.Schema.Fields() {
+		fmt.Fprintf(tw, "    %s\t%s\n", f.Name, f.Type)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "  --key: the table's primary key column(s), e.g. --key %s\n", sc.Schema.Field(0).Name)
+	fmt.Fprintf(w, "  --order-by (default updated_at) could be: %s\n", strings.Join(sc.OrderCandidates, "; "))
 }

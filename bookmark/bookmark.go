@@ -22,6 +22,13 @@
 // is not in the set, so the periodic full listing recognises it as late
 // rather than applied.
 //
+// Beside the bookmark, a table's folder holds its run lock (lock.go): a
+// short lease, renewed while the run lasts, that records the holder's host
+// and process. A run that dies on one machine frees the table at once for
+// the next run there, and within one lease (DefaultLeaseTTL) for a run
+// elsewhere. Every object name is built from a validated table name and
+// checked to stay inside its folder or prefix.
+//
 // The package does not read the table or the source; it is given the token
 // and the listing.
 package bookmark

@@ -34,9 +34,11 @@ func NewS3Store(client S3API, bucket, prefix, table string) *Bookmarks {
 	return &Bookmarks{obj: s3Objects{client: client, bucket: bucket, prefix: prefix}, table: table}
 }
 
-func (o s3Objects) key(name string) string { return path.Join(o.prefix, name) }
+func (o s3Objects) key(name string) (string, error) { return keyInside(o.prefix, name) }
 
-func (o s3Objects) where(name string) string { return "s3://" + o.bucket + "/" + o.key(name) }
+func (o s3Objects) where(name string) string {
+	return "s3://" + o.bucket + "/" + path.Join(o.prefix, name)
+}
 
 func statusOf(err error) int {
 	var re *smithyhttp.ResponseError
@@ -47,7 +49,11 @@ func statusOf(err error) int {
 }
 
 func (o s3Objects) get(ctx context.Context, name string) ([]byte, Version, error) {
-	out, err := o.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: aws.String(o.key(name))})
+	key, err := o.key(name)
+	if err != nil {
+		return nil, "", err
+	}
+	out, err := o.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &o.bucket, Key: aws.String(key)})
 	if err != nil {
 		var api smithy.APIError
 		if statusOf(err) == http.StatusNotFound || (errors.As(err, &api) && api.ErrorCode() == "NoSuchKey") {
@@ -64,7 +70,11 @@ func (o s3Objects) get(ctx context.Context, name string) ([]byte, Version, error
 }
 
 func (o s3Objects) put(ctx context.Context, name string, data []byte, prev Version) (Version, error) {
-	in := &s3.PutObjectInput{Bucket: &o.bucket, Key: aws.String(o.key(name)), Body: bytes.NewReader(data),
+	key, err := o.key(name)
+	if err != nil {
+		return "", err
+	}
+	in := &s3.PutObjectInput{Bucket: &o.bucket, Key: aws.String(key), Body: bytes.NewReader(data),
 		ContentLength: aws.Int64(int64(len(data)))}
 	if prev == "" {
 		in.IfNoneMatch = aws.String("*")

@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"path/filepath"
+	"strings"
 )
 
 // Version identifies one saved version of an object; "" means none exists.
@@ -23,15 +25,77 @@ var ErrCorrupt = errors.New("bookmark is unreadable")
 // errNotFound is what objects.get answers for a missing object.
 var errNotFound = errors.New("not found")
 
+// ErrBadName means a table name cannot name a bookmark folder: it would
+// address a path outside the bookmark folder or another table's bookmark.
+var ErrBadName = errors.New("not a table name a bookmark can be kept under")
+
 // objects is the storage a bookmark folder lives in: small objects with
 // compare-and-swap writes. put with prev "" creates only when absent; with a
 // version it replaces only that version (ErrConflict otherwise). Nothing is
-// ever deleted (conditional deletes are not universal in S3). The file
-// and S3 implementations pass the same conformance suite.
+// deleted through it (conditional deletes are not universal in S3; see
+// remover). Names are slash-separated and relative; an implementation
+// refuses (ErrBadName) a name that would leave its base. The file and S3
+// implementations pass the same conformance suite.
 type objects interface {
 	get(ctx context.Context, name string) ([]byte, Version, error)
 	put(ctx context.Context, name string, data []byte, prev Version) (Version, error)
+	// where names the object for messages.
 	where(name string) string
+}
+
+// remover is an objects that can delete an object with compare-and-swap:
+// only while its version is still prev. Deleting needs no free space, so a
+// lock is released even on a full disk.
+type remover interface {
+	remove(ctx context.Context, name string, prev Version) error
+}
+
+// plainName checks that v is one plain path element: not empty, not "." or
+// "..", without a separator or a NUL.
+func plainName(v string) error {
+	switch {
+	case v == "", v == ".", v == "..":
+		return fmt.Errorf("%w: %q", ErrBadName, v)
+	case strings.ContainsAny(v, `/\`+"\x00"):
+		return fmt.Errorf("%w: %q holds a path separator or a NUL", ErrBadName, v)
+	}
+	return nil
+}
+
+// joinInside joins the slash-separated relative name under the folder base
+// and checks, after cleaning, that the result is strictly inside base: a
+// last defence should a table name that was not validated get this far.
+func joinInside(base, name string) (string, error) {
+	for _, e := range strings.Split(name, "/") {
+		if err := plainName(e); err != nil {
+			return "", err
+		}
+	}
+	p := filepath.Join(base, filepath.FromSlash(name))
+	rel, err := filepath.Rel(filepath.Clean(base), p)
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) || filepath.IsAbs(rel) {
+		return "", fmt.Errorf("%w: %q leaves the folder %s", ErrBadName, name, base)
+	}
+	return p, nil
+}
+
+// keyInside is joinInside for an S3 key prefix ("" for the bucket's root);
+// the key is path.Join(prefix, name), as it has always been.
+func keyInside(prefix, name string) (string, error) {
+	for _, e := range strings.Split(name, "/") {
+		if err := plainName(e); err != nil {
+			return "", err
+		}
+	}
+	k := path.Join(prefix, name)
+	base := strings.TrimSuffix(path.Clean(prefix), "/")
+	if base == "." {
+		base = ""
+	}
+	if k == base || (base != "" && !strings.HasPrefix(k, base+"/")) || k == ".." || strings.HasPrefix(k, "../") {
+		return "", fmt.Errorf("%w: %q leaves the prefix %q", ErrBadName, name, prefix)
+	}
+	return k, nil
 }
 
 // Store keeps one table's state. Save is a compare-and-swap: it writes only
@@ -55,14 +119,33 @@ var _ Store = (*Bookmarks)(nil)
 
 const stateName = "bookmark.json.gz"
 
-func (b *Bookmarks) name(n string) string { return path.Join(b.table, n) }
+// name is the object name of file n of the table's folder. The table name
+// must be one plain path element, so that no name reaches another table's
+// folder ("x.../../ns.other") or outside the bookmark folder; callers
+// validate names first (catalog.Ident), this is defence in depth.
+func (b *Bookmarks) name(n string) (string, error) {
+	if err := plainName(b.table); err != nil {
+		return "", fmt.Errorf("bookmark of table %q: %w (want NAMESPACE.NAME, e.g. test_db.users)", b.table, err)
+	}
+	return b.table + "/" + n, nil
+}
 
 // Location implements Store.
-func (b *Bookmarks) Location() string { return b.obj.where(b.name(stateName)) }
+func (b *Bookmarks) Location() string {
+	n, err := b.name(stateName)
+	if err != nil {
+		return fmt.Sprintf("(no bookmark: table name %q is invalid)", b.table)
+	}
+	return b.obj.where(n)
+}
 
 // Load implements Store. A missing bookmark is a zero state, version "".
 func (b *Bookmarks) Load(ctx context.Context) (State, Version, error) {
-	data, v, err := b.obj.get(ctx, b.name(stateName))
+	name, err := b.name(stateName)
+	if err != nil {
+		return State{}, "", err
+	}
+	data, v, err := b.obj.get(ctx, name)
 	if errors.Is(err, errNotFound) {
 		return State{}, "", nil
 	}
@@ -75,11 +158,15 @@ func (b *Bookmarks) Load(ctx context.Context) (State, Version, error) {
 
 // Save implements Store.
 func (b *Bookmarks) Save(ctx context.Context, s State, prev Version) (Version, error) {
+	name, err := b.name(stateName)
+	if err != nil {
+		return "", err
+	}
 	data, err := encode(s)
 	if err != nil {
 		return "", err
 	}
-	v, err := b.obj.put(ctx, b.name(stateName), data, prev)
+	v, err := b.obj.put(ctx, name, data, prev)
 	if errors.Is(err, ErrConflict) {
 		return "", fmt.Errorf("%w: %s (another run of %s saved it; let it finish, then rerun)", ErrConflict, b.Location(), b.table)
 	}

@@ -67,6 +67,9 @@ type Catalog struct {
 	log       *slog.Logger
 	close     func() error
 	managed   bool // the catalog maintains its tables itself
+	// props are the file IO properties (S3 endpoint, region) of tables
+	// that do not exist yet (lookup.go).
+	props iceberg.Properties
 }
 
 // Managed reports whether the catalog maintains its tables itself: S3
@@ -85,6 +88,14 @@ func (c *Catalog) Close() error {
 
 // Open opens the catalog the config names.
 func Open(ctx context.Context, cfg Config, log *slog.Logger) (*Catalog, error) {
+	c, err := open(ctx, cfg, log)
+	if c != nil {
+		c.props = cfg.Props
+	}
+	return c, err
+}
+
+func open(ctx context.Context, cfg Config, log *slog.Logger) (*Catalog, error) {
 	switch cfg.Kind {
 	case KindSQL, "":
 		if IsPostgresURI(cfg.URI) {
@@ -342,11 +353,55 @@ func pgHint(err error, pc *pgx.ConnConfig) string {
 	return "check that PostgreSQL runs and accepts connections there, and --catalog-uri (host, port, database, sslmode)"
 }
 
-// Ident parses "ns.name" into a table identifier.
+// MaxNameBytes is the longest namespace or table name Glue accepts.
+const MaxNameBytes = 255
+
+// Ident parses and validates a table name, NAMESPACE.NAME, before any use:
+// every catalog call, bookmark folder and lock is named after what it
+// accepts. Each part is 1 to 255 bytes of lower-case ASCII letters, digits
+// and '_', with exactly one dot between them.
+//
+// Glue itself accepts nearly any string and folds it to lower case, but
+// Athena, which reads the tables, supports no special character other than
+// '_' in database and table names: a hyphenated database fails there with
+// "ParseException ... missing EOF at '-'". A leading digit or '_' is allowed
+// (Athena asks for quotes or backticks around such names in queries, and
+// reads them). Rejecting '/', '.', '\' and spaces also keeps a name from
+// addressing another table's bookmark or a path outside the warehouse.
 func Ident(s string) (table.Identifier, error) {
-	i := strings.LastIndex(s, ".")
-	if i <= 0 || i == len(s)-1 {
+	ns, name, ok := strings.Cut(s, ".")
+	if !ok {
 		return nil, fmt.Errorf("table %q: want NAMESPACE.NAME, e.g. test_db.users", s)
 	}
-	return table.Identifier{s[:i], s[i+1:]}, nil
+	if strings.Contains(name, ".") {
+		return nil, fmt.Errorf("table %q: want exactly one dot, NAMESPACE.NAME, e.g. test_db.users (nested namespaces are not supported)", s)
+	}
+	for _, part := range []struct{ what, v string }{{"namespace", ns}, {"name", name}} {
+		if err := checkName(part.v); err != nil {
+			return nil, fmt.Errorf("table %q: %s %q: %w", s, part.what, part.v, err)
+		}
+	}
+	return table.Identifier{ns, name}, nil
+}
+
+// checkName applies the Athena rules for one database or table name.
+func checkName(v string) error {
+	switch {
+	case v == "":
+		return errors.New("empty: want NAMESPACE.NAME, e.g. test_db.users")
+	case len(v) > MaxNameBytes:
+		return fmt.Errorf("%d bytes long, Glue allows at most %d", len(v), MaxNameBytes)
+	}
+	for _, r := range v {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9', r == '_':
+		case r >= 'A' && r <= 'Z':
+			return fmt.Errorf("use lower case (%q): Glue and Athena store names in lower case", strings.ToLower(v))
+		case r == '-':
+			return errors.New("'-' is not allowed: Glue accepts it but Athena cannot query such names; use '_'")
+		default:
+			return fmt.Errorf("character %q is not allowed: use lower-case letters, digits and '_', as Athena requires", r)
+		}
+	}
+	return nil
 }

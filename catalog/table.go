@@ -227,6 +227,9 @@ func ScanLive(ctx context.Context, tbl *table.Table, cols []string, rng *merge.K
 			deleteCache := map[string]map[string][]int64{} // delete file → data file → positions
 			seen := map[string]bool{}
 			for _, task := range tasks {
+				if err := ctx.Err(); err != nil {
+					return err // the caller has enough, or gave up
+				}
 				path := task.File.FilePath()
 				if seen[path] {
 					continue // a split of a file already read whole
@@ -252,6 +255,9 @@ func ScanLive(ctx context.Context, tbl *table.Table, cols []string, rng *merge.K
 				slices.Sort(deleted)
 				isDeleted := func(pos int64) bool { _, ok := slices.BinarySearch(deleted, pos); return ok }
 				err := readColumns(ctx, fs, path, ids, prune, &st, func(arrs []arrow.Array, first int64) error {
+					if err := ctx.Err(); err != nil {
+						return err
+					}
 					for _, a := range arrs {
 						a.Retain()
 					}

@@ -12,7 +12,8 @@ import (
 // (lowercased) name. Allowed differences: a column the file lacks is filled
 // with nulls when the table column is optional, and int→long, float→double
 // and decimal precision widening are promoted. Anything else is refused with
-// an *InputError wrapping ErrSchemaClash before any data is written.
+// an *InputError wrapping ErrSchemaClash before any data is written. The old
+// keys SplitBeforeImage took are converted like the key columns.
 func Align(mem memory.Allocator, f *File, table *arrow.Schema) error {
 	if mem == nil {
 		mem = memory.DefaultAllocator
@@ -51,6 +52,11 @@ func Align(mem memory.Allocator, f *File, table *arrow.Schema) error {
 				Hint: "only int→long, float→double and wider decimals are promoted; fix the source or recreate the table"}
 		}
 	}
+	if f.before != nil {
+		if err := f.before.align(mem, f.Name, table); err != nil {
+			return err
+		}
+	}
 	if f.Schema.Equal(table) {
 		return nil
 	}
@@ -78,7 +84,7 @@ func Align(mem memory.Allocator, f *File, table *arrow.Schema) error {
 			c.Release()
 		}
 	}
-	f.Release()
+	f.releaseRecords() // the old keys stay, converted above
 	f.Records, f.Schema = out, table
 	return nil
 }

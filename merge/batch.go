@@ -21,8 +21,14 @@ type Options struct {
 	// Keys are the primary key columns (lowercase, as stored).
 	Keys []string
 	// OrderBy are the columns whose values order the changes of one key,
-	// compared before source order. Empty means source order only.
+	// compared before source order. Empty means source order only. A
+	// change with a null in any of them is ordered by source order alone
+	// (see the package documentation).
 	OrderBy []string
+	// BeforeImagePrefix is the prefix of the before-image columns DMS's
+	// add-before-image-columns rule adds (see File.SplitBeforeImage);
+	// empty means DefaultBeforeImagePrefix. Matched case-insensitively.
+	BeforeImagePrefix string
 }
 
 // Batch deduplicates the changes of one run per key. Files are added in
@@ -51,6 +57,13 @@ type Batch struct {
 	extra    map[int32][]location // table rows of a key beyond the first
 	scratch  []value
 	keyBuf   []byte
+	// maxes holds, for a key whose winner follows a change with a null
+	// order value (winner.anchored), the greatest order value of its
+	// changes in the batch, when one has any. For other keys it is the
+	// winner's.
+	maxes map[int32][]value
+	// keyChanges counts the updates that change their key, by new key.
+	keyChanges int
 	// tombstones of earlier runs; only consulted with order-by columns.
 	tombstones Tombstones
 	// filter has a bit set for the hash of every key in winners: most table
@@ -71,10 +84,14 @@ type winner struct {
 	ikey           int64
 	file, rec, row int32
 	op             Op
-	order          int32    // offset in Batch.orders
-	exOrder        int32    // offset in Batch.exOrders; -1: no live table row
-	nEx            int32    // live table rows of the key: first, then Batch.extra
-	first          location // the first of them
+	// anchored: the winner is, or follows, a change of the key whose order
+	// value is null; it is ordered against the table by source order.
+	anchored bool
+	stale    bool     // set by Plan: the winner changes nothing
+	order    int32    // offset in Batch.orders
+	exOrder  int32    // offset in Batch.exOrders; -1: no live table row with an order value
+	nEx      int32    // live table rows of the key: first, then Batch.extra
+	first    location // the first of them
 }
 
 type location struct {
@@ -182,7 +199,10 @@ func pick(rec arrow.RecordBatch, idx []int) []arrow.Array {
 }
 
 // Add adds the changes of the next file in source order. The file must have
-// been aligned to the batch's schema. A null key fails the whole batch.
+// been aligned to the batch's schema. A null key fails the whole batch. An
+// update whose before-image key (File.SplitBeforeImage) differs from its key
+// is a delete of the old key and an update of the new one, both at the
+// update's place in source order and with its order value.
 func (b *Batch) Add(f *File) error {
 	// The file holds the table's columns (aligned), or at least its key and
 	// order columns (aligned after Project).
@@ -190,18 +210,29 @@ func (b *Batch) Add(f *File) error {
 	if err != nil {
 		return err
 	}
+	before, err := b.beforeOf(f)
+	if err != nil {
+		return err
+	}
 	if n := len(b.files); n > 0 && CompareSource(b.files[n-1].Kind, b.files[n-1].Name, f.Kind, f.Name) >= 0 {
 		return fmt.Errorf("merge: %s added after %s, out of source order", f.Name, b.files[n-1].Name)
 	}
 	b.filter = nil // built again by ResetExisting, with this file's keys
-	for _, rec := range f.Records {
+	for ri, rec := range f.Records {
 		b.widenRange(rec.Column(keyIdx[0]))
+		if before != nil {
+			b.widenRange(before[ri][0]) // the old keys' rows are deleted too
+		}
 	}
 	fi := int32(len(b.files))
 	b.files = append(b.files, f)
 	row := 0
 	for ri, rec := range f.Records {
 		keys, orders := pick(rec, keyIdx), pick(rec, orderIdx)
+		var old []arrow.Array
+		if before != nil {
+			old = before[ri]
+		}
 		for i := 0; i < int(rec.NumRows()); i, row = i+1, row+1 {
 			order := b.scratch
 			for c, col := range orders {
@@ -218,24 +249,76 @@ func (b *Batch) Add(f *File) error {
 				return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.Keys[nullCol], Err: ErrNullKey,
 					Hint: "every change needs its full primary key; nothing was committed"}
 			}
+			op := f.Ops[row]
+			if old != nil && op == Update && !old[0].IsNull(i) && !b.sameKey(keys, old, i) {
+				// A key change: the old key is deleted here. SplitBeforeImage
+				// refused before images that are partly null.
+				if wi >= 0 {
+					b.keyChanges++ // counted in the new key's partition
+				}
+				owi, oNew, _, err := b.winnerOf(old, i)
+				if err != nil {
+					return &InputError{File: f.Name, Row: int64(row) + 1, Column: b.opts.beforeImagePrefix() + b.opts.Keys[0], Err: err}
+				}
+				if owi >= 0 {
+					b.apply(owi, oNew, order, fi, int32(ri), int32(i), Delete)
+				}
+			}
 			if wi < 0 {
 				continue // another partition's key
 			}
-			if isNew {
-				b.ws[wi].order = int32(len(b.orders))
-				b.orders = append(b.orders, order...)
-				own(b.orderOf(wi))
-			} else if compareValues(order, b.orderOf(wi)) < 0 {
-				continue // an older change: the current winner stays
-			} else {
-				own(b.orderOf(wi)[:copy(b.orderOf(wi), order)])
-			}
-			// Equal order values: the later change in source order wins.
-			w := &b.ws[wi]
-			w.file, w.rec, w.row, w.op = fi, int32(ri), int32(i), f.Ops[row]
+			b.apply(wi, isNew, order, fi, int32(ri), int32(i), op)
 		}
 	}
 	return nil
+}
+
+// apply folds one change into the winner of its key, in source order. A
+// change with an order value wins when its value is at least the winner's
+// (on equal values the later change wins) or the winner's is null; a change
+// whose order value is null always wins.
+func (b *Batch) apply(wi int32, isNew bool, order []value, fi, ri, i int32, op Op) {
+	null := nullOrder(order)
+	w := &b.ws[wi]
+	switch {
+	case isNew:
+		w.order = int32(len(b.orders))
+		b.orders = append(b.orders, order...)
+		own(b.orderOf(wi))
+		w.anchored = null
+	case null:
+		if !w.anchored {
+			// The winner so far has the key's greatest order value: a
+			// delete that follows deletes a row that new.
+			b.raiseMax(wi, b.orderOf(wi))
+			w.anchored = true
+		}
+		own(b.orderOf(wi)[:copy(b.orderOf(wi), order)])
+	case !nullOrder(b.orderOf(wi)) && compareValues(order, b.orderOf(wi)) < 0:
+		return // an older change: the current winner stays
+	default:
+		// A newer change, an equal one (the later in source order wins), or
+		// any change after one with a null order value.
+		own(b.orderOf(wi)[:copy(b.orderOf(wi), order)])
+		if w.anchored {
+			b.raiseMax(wi, order)
+		}
+	}
+	w.file, w.rec, w.row, w.op = fi, ri, i, op
+}
+
+// raiseMax makes order the greatest order value of an anchored key's
+// changes if it is greater.
+func (b *Batch) raiseMax(wi int32, order []value) {
+	if m, ok := b.maxes[wi]; ok && compareValues(order, m) <= 0 {
+		return
+	}
+	if b.maxes == nil {
+		b.maxes = map[int32][]value{}
+	}
+	m := slices.Clone(order)
+	own(m)
+	b.maxes[wi] = m
 }
 
 // own copies the strings of kept order values out of the Arrow buffers they
@@ -336,7 +419,8 @@ func (b *Batch) orderOf(i int32) []value {
 	return b.orders[o : o+int32(len(b.orderIdx)) : o+int32(len(b.orderIdx))]
 }
 
-// exOrderOf is the greatest order value of winner i's live table rows.
+// exOrderOf is the greatest order value of winner i's live table rows (of
+// those with one, when exOrder >= 0).
 func (b *Batch) exOrderOf(i int32) []value {
 	o := b.ws[i].exOrder
 	return b.exOrders[o : o+int32(len(b.orderIdx)) : o+int32(len(b.orderIdx))]
@@ -468,6 +552,9 @@ func (b *Batch) MatchExisting(path string, keys, orders []arrow.Array, firstPos 
 		}
 		w := &b.ws[wi]
 		switch {
+		case nullOrder(order):
+			// Written by a change ordered by source order: any later
+			// change replaces it.
 		case w.exOrder < 0:
 			w.exOrder = int32(len(b.exOrders))
 			b.exOrders = append(b.exOrders, order...)
@@ -565,8 +652,12 @@ type Plan struct {
 	SourceRows, SourceInserts, SourceUpdates, SourceDeletes int
 	// Keys is the number of distinct keys; the winners split them by op.
 	Keys, WinInserts, WinUpdates, WinDeletes int
-	// Stale counts winners skipped because the table holds a newer row.
+	// Stale counts winners skipped because the table holds a newer row,
+	// or a tombstone a newer delete.
 	Stale int
+	// KeyChanges counts the updates whose before-image key differs from
+	// their key (see File.SplitBeforeImage): each deletes its old key.
+	KeyChanges int
 	// Deletes maps each table data file to the sorted positions to delete.
 	Deletes    map[string][]int64
 	DeleteRows int
@@ -593,7 +684,7 @@ type Plan struct {
 // with the winning row.
 func (b *Batch) Plan() *Plan {
 	p := &Plan{schema: b.schema, files: b.files, reload: b.reload, Deletes: map[string][]int64{}, Keys: len(b.ws),
-		keyCols: append(slices.Clone(b.opts.Keys), b.opts.OrderBy...)}
+		KeyChanges: b.keyChanges, keyCols: append(slices.Clone(b.opts.Keys), b.opts.OrderBy...)}
 	p.keep = make([][][]bool, len(b.files))
 	for fi, f := range b.files {
 		st := FileStats{Name: f.Name, Kind: f.Kind, Rows: f.Rows(), Inserts: f.Count(Insert), Updates: f.Count(Update), Deletes: f.Count(Delete)}
@@ -628,12 +719,11 @@ func (b *Batch) Plan() *Plan {
 			p.WinDeletes++
 		}
 		// A change never replaces a newer row, nor revives a key deleted by
-		// a newer change; on equal values it wins.
-		if ordered && live && compareValues(b.exOrderOf(int32(wi)), order) > 0 {
-			p.Stale++
-			continue
-		}
-		if ordered && !live && b.tombstoned(k, order) {
+		// a newer change; on equal values it wins. A winner ordered by
+		// source order (anchored) follows whatever the table holds.
+		w.stale = ordered && !w.anchored &&
+			(w.exOrder >= 0 && compareValues(b.exOrderOf(int32(wi)), order) > 0 || !live && b.tombstoned(k, order))
+		if w.stale {
 			p.Stale++
 			continue
 		}
@@ -655,7 +745,9 @@ func (b *Batch) Plan() *Plan {
 				p.tombRevived = append(p.tombRevived, k) // only a tombstone needs forgetting
 			}
 		} else if ordered {
-			p.tombDeleted[k] = orderKey(order)
+			if known := b.knownOrder(int32(wi)); known != nil {
+				p.tombDeleted[k] = orderKey(known)
+			}
 		}
 	}
 	for i, ps := range deletes {
@@ -670,6 +762,24 @@ func (b *Batch) Plan() *Plan {
 	return p
 }
 
+// knownOrder is what the tombstone of a delete winner records: the
+// greatest order value the key is known to have had, of its changes in the
+// batch and its live table rows; nil when none has one. For a delete with
+// an order value that is its own (it is not stale); for a delete whose order
+// value is null, it is the value of the row it deletes, as a delete carrying
+// the row's image would have.
+func (b *Batch) knownOrder(wi int32) []value {
+	w := &b.ws[wi]
+	known := b.orderOf(wi)
+	if w.anchored {
+		known = b.maxes[wi]
+	}
+	if w.exOrder >= 0 && (known == nil || compareValues(b.exOrderOf(wi), known) > 0) {
+		known = b.exOrderOf(wi)
+	}
+	return known
+}
+
 // Absorb adds q, the plan of another partition of the same batch (see
 // Batch.SetPartition), to p. The partitions' keys are disjoint, so their
 // rows to write and positions to delete are too.
@@ -682,6 +792,7 @@ func (p *Plan) Absorb(q *Plan) error {
 	p.WinUpdates += q.WinUpdates
 	p.WinDeletes += q.WinDeletes
 	p.Stale += q.Stale
+	p.KeyChanges += q.KeyChanges
 	p.WriteRows += q.WriteRows
 	p.RowsInserted += q.RowsInserted
 	p.RowsUpdated += q.RowsUpdated

@@ -206,9 +206,20 @@ func TestWinnerOrdering(t *testing.T) {
 			want:  map[int32]string{1: "new@9"},
 		},
 		{
-			name:  "a null updated_at sorts first",
+			name:  "a null updated_at is ordered by source order: it beats the change before it",
 			files: []srcFile{{"20240814-000001000.parquet", []chg{{"U", 1, "set", 3}, {"U", 1, "null", -1}}}},
-			want:  map[int32]string{1: "set@3"},
+			want:  map[int32]string{1: "null@-1"},
+		},
+		{
+			name:  "a null updated_at is ordered by source order: it loses to the change after it",
+			files: []srcFile{{"20240814-000001000.parquet", []chg{{"U", 1, "null", -1}, {"U", 1, "old", 0}, {"U", 1, "older", -1}, {"U", 1, "last", 1}}}},
+			want:  map[int32]string{1: "last@1"},
+		},
+		{
+			name:     "a delete with a null updated_at deletes the newer row it follows",
+			existing: []tableRow{{1, "row", 9}, {2, "keep", 9}},
+			files:    []srcFile{{"20240814-000001000.parquet", []chg{{"D", 1, "", -1}}}},
+			want:     map[int32]string{2: "keep@9"},
 		},
 		{
 			name:    "source order only",

@@ -28,6 +28,8 @@ func (c SchemaChange) String() string {
 // float→double, a wider decimal) is widened. A column whose type fits
 // neither way is refused with an *InputError wrapping ErrSchemaClash, before
 // anything is written. Columns the files lack stay (their rows read null).
+// Before-image columns are not among a file's columns once
+// File.SplitBeforeImage took them out, so they are never added.
 func Evolve(table *arrow.Schema, files []*File) (*arrow.Schema, []SchemaChange, error) {
 	fields := table.Fields()
 	index := map[string]int{}

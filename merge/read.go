@@ -55,6 +55,9 @@ type File struct {
 	shed    bool    // Records released by Shed
 	recRows []int64 // rows per record, kept by Shed
 	full    *arrow.Schema
+	// before holds the old keys of updates that change their key, taken
+	// out of Records by SplitBeforeImage; nil when none does.
+	before *beforeImage
 }
 
 // FullSchema is the StoredSchema of the whole file, also after Project.
@@ -66,7 +69,8 @@ func (f *File) FullSchema() *arrow.Schema {
 }
 
 // Project keeps only the named columns (those the file has) in Records and
-// Schema; FullSchema still describes the file. A batch needs only the key
+// Schema; FullSchema still describes the file, and the old keys
+// SplitBeforeImage took stay. A batch needs only the key
 // and order columns of a file, and the file was validated whole when read.
 func (f *File) Project(cols []string) {
 	full := f.FullSchema()
@@ -131,8 +135,16 @@ func (f *File) Count(op Op) int {
 	return n
 }
 
-// Release frees the file's records.
+// Release frees the file's records and old keys.
 func (f *File) Release() {
+	f.releaseRecords()
+	if f.before != nil {
+		f.before.release()
+		f.before = nil
+	}
+}
+
+func (f *File) releaseRecords() {
 	for _, r := range f.Records {
 		r.Release()
 	}

@@ -8,7 +8,9 @@ import (
 
 // Tombstones remember the order value of keys a run deleted, so that a
 // change older than the delete, arriving in a later run (a late file with
-// an older name), does not bring the row back. Keys and order values are
+// an older name), does not bring the row back. The value is the greatest the
+// key is known to have had when deleted: for a key-only delete, whose order
+// value is null, the deleted row's (see the package documentation). Keys and order values are
 // opaque bytes: the key encoding of the batch, and an order-preserving
 // encoding of the order tuple (bytes.Compare orders them like the values).
 type Tombstones map[string][]byte
@@ -63,8 +65,9 @@ func (b *Batch) tombstoned(key string, order []value) bool {
 }
 
 // NextTombstones returns the tombstones after the plan is committed: the
-// keys it deletes (or finds already absent) get the delete's order value,
-// the keys it writes lose theirs. Stale changes change nothing. prev is not
+// keys it deletes (or finds already absent) get the greatest order value
+// known for them (the delete's own, when it has one) unless theirs is
+// greater, the keys it writes lose theirs. Stale changes change nothing. prev is not
 // modified.
 func (p *Plan) NextTombstones(prev Tombstones) Tombstones {
 	next := make(Tombstones, len(prev)+len(p.tombDeleted))

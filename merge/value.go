@@ -12,7 +12,8 @@ import (
 )
 
 // value is one order-by value. Values of one column compare by their natural
-// order; a null sorts before everything.
+// order; a null sorts before everything (for orderKey), but the batch never
+// compares an order tuple holding one: see nullOrder.
 type value struct {
 	null bool
 	kind byte // 'i' integer-like, 'd' decimal, 'f' float, 's' string or binary
@@ -41,6 +42,18 @@ func compareValue(a, b value) int {
 	default:
 		return cmp.Compare(a.s, b.s)
 	}
+}
+
+// nullOrder reports whether an order tuple holds a null: such a change is
+// ordered by source order alone (the package documentation has the rule).
+// An empty tuple (no order columns) is not null.
+func nullOrder(vs []value) bool {
+	for _, v := range vs {
+		if v.null {
+			return true
+		}
+	}
+	return false
 }
 
 // compareValues compares order tuples lexicographically.

@@ -3,15 +3,21 @@ package main
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+
+	"github.com/icemerge/icemerge"
+	"github.com/icemerge/icemerge/internal/testkit/naive"
 )
 
 // benchOpts are the flags of the runner.
@@ -25,6 +31,16 @@ type benchOpts struct {
 	Reps       int    `json:"repetitions"`
 	Dir        string `json:"dir"`
 	JSON       string `json:"json"`
+	Shape      string `json:"shape"`
+	// CDCFileBytes is where DMS-shaped CDC files are cut (CdcMinFileSize).
+	CDCFileBytes int64 `json:"cdc_file_bytes"`
+
+	DuckDB        bool `json:"duckdb"`
+	DuckDBThreads int  `json:"duckdb_threads"`
+
+	SmallFiles     int   `json:"small_files"`
+	SmallFileBytes int64 `json:"small_file_bytes"`
+	SmallReps      int   `json:"small_files_repetitions"`
 
 	Icemerge   string        `json:"icemerge"`
 	RunTimeout time.Duration `json:"-"`
@@ -53,6 +69,13 @@ func (o *benchOpts) register(fs *flag.FlagSet) {
 	fs.IntVar(&o.Batches, "batches", 1, "CDC batches, merged one run each")
 	fs.StringVar(&o.spreadFlag, "spread", "uniform,clustered", "spreads of the changed keys to measure: uniform, clustered or both (comma-separated)")
 	fs.IntVar(&o.Reps, "reps", 3, "repetitions of each CDC run (the median is shown)")
+	fs.StringVar(&o.Shape, "shape", shapeDMS, "the generated files: dms (DMS's S3 settings: GZIP, parquet-1-0, 10,000-row row groups, dictionary and statistics on, CDC files of about 32 MB of whole transactions) or legacy (the bench's earlier files: snappy, 128Ki-row row groups, 250k-row CDC files, LOAD files without Op)")
+	fs.Int64Var(&o.CDCFileBytes, "cdc-file-bytes", dmsCDCFileBytes, "DMS shape: cut CDC files at about this many bytes (DMS CdcMinFileSize)")
+	fs.BoolVar(&o.DuckDB, "duckdb", true, "also run DuckDB on the same files (the same merge as a full rewrite to zstd Parquet); every wall time is shown as a ratio to its")
+	fs.IntVar(&o.DuckDBThreads, "duckdb-threads", 2, "DuckDB's threads (SET threads)")
+	fs.IntVar(&o.SmallFiles, "small-files", 1000, "DMS shape: also merge a batch cut into this many small CDC files, and the same rows as one file (0: off)")
+	fs.Int64Var(&o.SmallFileBytes, "small-file-bytes", 1<<20, "the size of each small CDC file (the batch has as many changes as fill -small-files of them)")
+	fs.IntVar(&o.SmallReps, "small-reps", 1, "repetitions of the small-files runs")
 	fs.StringVar(&o.Dir, "dir", "bench-work", "work dir: generated data (cached by parameters) and the tables")
 	fs.StringVar(&o.JSON, "json", "", "write every figure here (default bench-results/bench-<timestamp>.json)")
 	fs.StringVar(&o.Icemerge, "icemerge", "bin/icemerge", "the icemerge binary to measure")
@@ -95,14 +118,20 @@ func (o *benchOpts) validate() error {
 	if len(o.Spreads) == 0 {
 		errs = append(errs, errors.New("-spread: name at least one"))
 	}
-	if err := (genParams{Rows: o.Rows, Changes: o.Changes, Spread: spreadUniform}).validate(o.Batches); err != nil {
+	if err := (genParams{Rows: o.Rows, Changes: o.Changes, Spread: spreadUniform, Shape: o.Shape, FileBytes: o.CDCFileBytes}).validate(o.Batches); err != nil {
 		errs = append(errs, err)
 	}
 	if o.Changes < 1 {
 		errs = append(errs, errors.New("-changes: at least 1"))
 	}
-	if o.Reps < 1 {
-		errs = append(errs, errors.New("-reps: at least 1"))
+	if o.Reps < 1 || o.SmallReps < 1 {
+		errs = append(errs, errors.New("-reps, -small-reps: at least 1"))
+	}
+	if o.SmallFileBytes < 1 || o.SmallFiles < 0 {
+		errs = append(errs, errors.New("-small-file-bytes: at least 1; -small-files: 0 or more"))
+	}
+	if o.DuckDBThreads < 1 {
+		errs = append(errs, errors.New("-duckdb-threads: at least 1"))
 	}
 	switch o.Minio {
 	case "auto", "on", "off":
@@ -118,9 +147,12 @@ func (o *benchOpts) validate() error {
 // scenario is one measured thing: a run of icemerge or of the naive merge,
 // repeated.
 type scenario struct {
-	ID      string    `json:"id"`
+	ID string `json:"id"`
+	// Group names the input: the scenarios of one group (icemerge, DuckDB,
+	// the naive merge) ran on the same files and the same starting table.
+	Group   string    `json:"input"`
 	Title   string    `json:"title"`
-	Tool    string    `json:"tool"`    // icemerge or naive
+	Tool    string    `json:"tool"`    // icemerge, duckdb or naive
 	Storage string    `json:"storage"` // local or minio
 	Rows    int       `json:"table_rows"`
 	Changes int       `json:"changes"` // rows merged (the full load: the table's rows)
@@ -148,15 +180,17 @@ func (s *scenario) finish() {
 
 // results is the JSON file.
 type results struct {
-	Started    time.Time   `json:"started"`
-	Machine    machine     `json:"machine"`
-	Params     benchOpts   `json:"params"`
-	Generation []genEntry  `json:"generation"`
-	Scenarios  []*scenario `json:"scenarios"`
-	Ratios     []ratio     `json:"naive_ratios"`
-	Targets    []target    `json:"targets"`
-	Notes      []string    `json:"notes,omitempty"`
-	TotalWall  float64     `json:"total_wall_s"`
+	Started       time.Time   `json:"started"`
+	Machine       machine     `json:"machine"`
+	DuckDBVersion string      `json:"duckdb_version,omitempty"`
+	Params        benchOpts   `json:"params"`
+	Generation    []genEntry  `json:"generation"`
+	Scenarios     []*scenario `json:"scenarios"`
+	Ratios        []ratio     `json:"naive_ratios"`
+	Targets       []target    `json:"targets"`
+	RowChecks     []rowCheck  `json:"row_checks"`
+	Notes         []string    `json:"notes,omitempty"`
+	TotalWall     float64     `json:"total_wall_s"`
 }
 
 type genEntry struct {
@@ -174,6 +208,15 @@ type ratio struct {
 	LowerOnly bool    `json:"lower_bound,omitempty"` // the naive run timed out: the ratio is at least this
 }
 
+// rowCheck compares the rows of icemerge's table with DuckDB's after the
+// same merge: a sanity check of the comparison, not a test of icemerge.
+type rowCheck struct {
+	Input    string `json:"input"`
+	Icemerge int64  `json:"icemerge_rows"`
+	DuckDB   int64  `json:"duckdb_rows"`
+	Same     bool   `json:"same"`
+}
+
 type target struct {
 	Name  string `json:"name"`
 	Goal  string `json:"goal"`
@@ -188,6 +231,7 @@ type bench struct {
 	icemerge string // absolute
 	self     string // this binary, for the naive runs
 	report   bool   // icemerge has --report
+	duckdb   bool   // DuckDB runs (-duckdb, and this binary has it)
 	res      results
 	out      io.Writer
 	seq      int
@@ -231,6 +275,10 @@ func benchMain(ctx context.Context, args []string) error {
 	if !b.report {
 		b.note("%s has no --report flag yet: only wall time and peak RSS are measured, no phases or byte counts", o.Icemerge)
 	}
+	b.duckdb = o.DuckDB && duckdbAvailable
+	if o.DuckDB && !duckdbAvailable {
+		b.note("this icemerge-bench was built without cgo, so without DuckDB: no ratios to DuckDB (make bench builds it with cgo)")
+	}
 
 	runErr := b.run(ctx)
 	if runErr != nil && !errors.Is(runErr, context.Canceled) {
@@ -260,8 +308,8 @@ func (b *bench) note(format string, args ...any) {
 // run measures every scenario in turn.
 func (b *bench) run(ctx context.Context) error {
 	o := b.o
-	fmt.Fprintf(b.out, "\n== data (seed %d, cached in %s) ==\n", o.Seed, filepath.Join(o.Dir, "data"))
-	main := genParams{Seed: o.Seed, Rows: o.Rows, Changes: o.Changes}
+	fmt.Fprintf(b.out, "\n== data (%s shape, seed %d, cached in %s) ==\n", o.Shape, o.Seed, filepath.Join(o.Dir, "data"))
+	main := b.params(o.Rows, o.Changes, "")
 	load, err := b.genBase(main)
 	if err != nil {
 		return err
@@ -271,7 +319,7 @@ func (b *bench) run(ctx context.Context) error {
 		p := main
 		p.Spread = sp
 		for i := 1; i <= o.Batches; i++ {
-			files, err := b.genBatch(p, i)
+			files, err := b.genBatch(p, i, "")
 			if err != nil {
 				return err
 			}
@@ -280,18 +328,18 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	fmt.Fprintf(b.out, "\n== local runs: %s rows, %s changes per batch ==\n", count(o.Rows), count(o.Changes))
-	t := b.newTable(fmt.Sprintf("s%d-r%d", o.Seed, o.Rows))
-	if err := b.fullLoad(ctx, t, "a-full-load", o.Rows, load, o.LoadPerRun); err != nil {
+	t := b.newTable(fmt.Sprintf("%s-s%d-r%d", o.Shape, o.Seed, o.Rows))
+	if err := b.fullLoad(ctx, t, "a", o.Rows, load, o.LoadPerRun); err != nil {
 		return err
 	}
-	icemergeWall := map[string]float64{}
 	for si, sp := range o.Spreads {
-		if err := b.cdcScenarios(ctx, t, "b", o.Rows, o.Changes, sp, load, batches[sp], o.Reps, icemergeWall); err != nil {
+		c := cdcCase{id: "b", rows: o.Rows, changes: o.Changes, spread: sp, batches: batches[sp], reps: o.Reps}
+		if err := b.cdcScenarios(ctx, t, load, c); err != nil {
 			return err
 		}
 		if si == 0 {
 			// The no-op run: the table and bookmark as the last CDC run left them.
-			s := &scenario{ID: "c-noop", Title: "run with no new files (no-op)", Tool: "icemerge", Storage: "local", Rows: o.Rows}
+			s := &scenario{ID: "c-noop/icemerge", Group: "c-noop", Title: "run with no new files (no-op)", Tool: "icemerge", Storage: "local", Rows: o.Rows}
 			for i := range 3 {
 				m := b.icemergeRun(ctx, t, nil)
 				b.progress(s, i+1, 3, m)
@@ -301,17 +349,24 @@ func (b *bench) run(ctx context.Context) error {
 		}
 	}
 
+	if o.SmallFiles > 0 {
+		if o.Shape != shapeDMS {
+			b.note("-small-files needs the DMS shape (files cut by size): skipped")
+		} else if err := b.smallFiles(ctx, t, load); err != nil {
+			return err
+		}
+	}
+
 	if o.Naive {
 		timedOut := false
 		for _, sp := range o.Spreads {
-			m, err := b.naiveScenario(ctx, t, "b", o.Rows, o.Changes, sp, load, batches[sp][0])
+			m, err := b.naiveScenario(ctx, t, groupID("b", sp, 1), o.Rows, o.Changes, sp, load, batches[sp][0])
 			if err != nil {
 				return err
 			}
-			if !m.ok() {
+			if m.TimedOut {
 				timedOut = true
 			}
-			b.addRatio(sp, o.Rows, o.Changes, m, icemergeWall[sp])
 		}
 		if timedOut && o.NaiveSmallRows > 0 && (o.NaiveSmallRows < o.Rows || o.NaiveSmallChanges < o.Changes) {
 			if err := b.smallNaive(ctx); err != nil {
@@ -321,12 +376,13 @@ func (b *bench) run(ctx context.Context) error {
 	}
 
 	if o.ChangesLarge > 0 {
-		p := genParams{Seed: o.Seed, Rows: o.Rows, Changes: o.ChangesLarge, Spread: spreadUniform}
-		files, err := b.genBatch(p, 1)
+		p := b.params(o.Rows, o.ChangesLarge, spreadUniform)
+		files, err := b.genBatch(p, 1, "")
 		if err != nil {
 			return err
 		}
-		if err := b.cdcScenarios(ctx, t, "e", o.Rows, o.ChangesLarge, spreadUniform, load, [][]string{files}, 1, nil); err != nil {
+		c := cdcCase{id: "e", rows: o.Rows, changes: o.ChangesLarge, spread: spreadUniform, batches: [][]string{files}, reps: 1}
+		if err := b.cdcScenarios(ctx, t, load, c); err != nil {
 			return err
 		}
 	}
@@ -349,6 +405,15 @@ func (b *bench) run(ctx context.Context) error {
 	return ctx.Err()
 }
 
+// params are the generator's parameters for a table of rows and batches of
+// changes.
+func (b *bench) params(rows, changes int, spread string) genParams {
+	return genParams{Seed: b.o.Seed, Rows: rows, Changes: changes, Spread: spread, Shape: b.o.Shape, FileBytes: b.o.CDCFileBytes}
+}
+
+// groupID names the input of batch i of a spread in scenario family id.
+func groupID(id, spread string, i int) string { return fmt.Sprintf("%s-%s-%d", id, spread, i) }
+
 func exists(p string) bool {
 	_, err := os.Stat(p)
 	return err == nil
@@ -359,18 +424,22 @@ func (b *bench) genBase(p genParams) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("generating the full load: %w", err)
 	}
-	b.res.Generation = append(b.res.Generation, genEntry{fmt.Sprintf("LOAD %d rows", p.Rows), *s})
+	b.res.Generation = append(b.res.Generation, genEntry{fmt.Sprintf("LOAD %d rows (%s)", p.Rows, p.Shape), *s})
 	printGen("LOAD", s)
 	return paths(s), nil
 }
 
-func (b *bench) genBatch(p genParams, i int) ([]string, error) {
+// genBatch generates (or finds) batch i of p; what names it in the output
+// (default "CDC <spread> batch <i>").
+func (b *bench) genBatch(p genParams, i int, what string) ([]string, error) {
 	s, err := genBatch(b.o.Dir, p, i)
 	if err != nil {
 		return nil, fmt.Errorf("generating CDC batch %d: %w", i, err)
 	}
-	what := fmt.Sprintf("CDC %s batch %d", p.Spread, i)
-	b.res.Generation = append(b.res.Generation, genEntry{fmt.Sprintf("%s (%d changes on %d rows)", what, p.Changes, p.Rows), *s})
+	if what == "" {
+		what = fmt.Sprintf("CDC %s batch %d", p.Spread, i)
+	}
+	b.res.Generation = append(b.res.Generation, genEntry{fmt.Sprintf("%s (%d changes on %d rows, %s)", what, p.Changes, p.Rows, p.Shape), *s})
 	printGen(what, s)
 	return paths(s), nil
 }
@@ -383,20 +452,24 @@ func paths(s *genStats) []string {
 	return out
 }
 
-// localTable is a table under DIR/runs/TAG: live is what runs use, snap
-// the table as the full load left it.
+// localTable is a table under DIR/runs/TAG: live is what icemerge runs use,
+// snap the table as the full load left it, duck DuckDB's files.
 type localTable struct {
-	root, live, snap string
+	root, live, snap, duck string
+	duckOK                 bool // DuckDB's full load is there
 }
 
 func (b *bench) newTable(tag string) *localTable {
 	root := filepath.Join(b.o.Dir, "runs", tag)
-	return &localTable{root: root, live: filepath.Join(root, "live"), snap: filepath.Join(root, "snap")}
+	return &localTable{root: root, live: filepath.Join(root, "live"), snap: filepath.Join(root, "snap"), duck: filepath.Join(root, "duckdb")}
 }
 
 func (t *localTable) src() string       { return filepath.Join(t.live, "src") }
 func (t *localTable) warehouse() string { return filepath.Join(t.live, "warehouse") }
 func (t *localTable) catalog() string   { return filepath.Join(t.live, "catalog.db") }
+
+// duckTable is DuckDB's table as the full load left it: one Parquet file.
+func (t *localTable) duckTable() string { return filepath.Join(t.duck, "table.parquet") }
 
 // snapshot keeps the live table (after the full load) as the starting
 // point of every later run.
@@ -439,7 +512,8 @@ func copyCatalog(from, to string) error {
 }
 
 // icemergeRun runs icemerge on the live table; files non-nil replaces the
-// source folder's files first.
+// source folder's files first. A run that succeeds has its table's rows
+// counted (from the snapshot summary, outside the measured time).
 func (b *bench) icemergeRun(ctx context.Context, t *localTable, files []string, extra ...string) measure {
 	if files != nil {
 		if err := linkFiles(t.src(), files); err != nil {
@@ -461,11 +535,49 @@ func (b *bench) icemergeRun(ctx context.Context, t *localTable, files []string, 
 	if b.report {
 		readReport(&m, report)
 	}
+	if m.ok() {
+		b.countRows(ctx, t, &m)
+	}
 	return m
 }
 
+// countRows sets m.TableRows to the live rows of the table: the current
+// snapshot's total-records less its total-position-deletes (the summary
+// iceberg-go and icemerge keep; the tables have no equality deletes).
+func (b *bench) countRows(ctx context.Context, t *localTable, m *measure) {
+	c := icemerge.Common{Table: "bench.t", Catalog: "sql", CatalogURI: t.catalog(), Warehouse: "file://" + t.warehouse()}
+	if err := c.Complete(func(string) (string, bool) { return "", false }); err != nil {
+		b.note("counting the table's rows: %v", err)
+		return
+	}
+	octx, env, err := icemerge.Open(ctx, c, "", nil, slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.note("counting the table's rows: %v", err)
+		return
+	}
+	defer env.Close()
+	tbl, ok, err := env.Catalog.Load(octx, c.Table)
+	if err != nil || !ok {
+		b.note("counting the table's rows: %v (exists %v)", err, ok)
+		return
+	}
+	snap := tbl.Current()
+	if snap == nil {
+		return
+	}
+	p := snap.Summary
+	recs, err1 := strconv.ParseInt(p["total-records"], 10, 64)
+	dels, err2 := strconv.ParseInt(cmp.Or(p["total-position-deletes"], "0"), 10, 64)
+	if err1 != nil || err2 != nil || cmp.Or(p["total-equality-deletes"], "0") != "0" {
+		b.note("the snapshot summary of %s does not give its rows: %v", t.root, p)
+		return
+	}
+	n := recs - dels
+	m.TableRows = &n
+}
+
 // fullLoad is scenario (a): the LOAD files into a new table, then kept as
-// the starting point.
+// the starting point; DuckDB copies them into its table file.
 func (b *bench) fullLoad(ctx context.Context, t *localTable, id string, rows int, load []string, perRun int) error {
 	if err := os.RemoveAll(t.root); err != nil {
 		return err
@@ -473,7 +585,8 @@ func (b *bench) fullLoad(ctx context.Context, t *localTable, id string, rows int
 	if err := os.MkdirAll(t.live, 0o755); err != nil {
 		return err
 	}
-	s := &scenario{ID: id, Title: fmt.Sprintf("full load of %s rows (%d LOAD files)", count(rows), len(load)), Tool: "icemerge", Storage: "local", Rows: rows, Changes: rows}
+	group := id + "-full-load"
+	s := &scenario{ID: group + "/icemerge", Group: group, Title: fmt.Sprintf("full load of %s rows (%d LOAD files)", count(rows), len(load)), Tool: "icemerge", Storage: "local", Rows: rows, Changes: rows}
 	var m measure
 	if perRun <= 0 || perRun >= len(load) {
 		m = b.icemergeRun(ctx, t, load)
@@ -503,18 +616,68 @@ func (b *bench) fullLoad(ctx context.Context, t *localTable, id string, rows int
 	if !m.ok() {
 		return fmt.Errorf("the full load failed (exit %d): %s", m.Exit, m.Stderr)
 	}
-	return t.snapshot()
+	if err := t.snapshot(); err != nil {
+		return err
+	}
+	if !b.duckdb {
+		return nil
+	}
+	if err := os.MkdirAll(t.duck, 0o755); err != nil {
+		return err
+	}
+	d := &scenario{ID: group + "/duckdb", Group: group, Title: s.Title, Tool: "duckdb", Storage: "local", Rows: rows, Changes: rows}
+	dm := b.duckdbRun(ctx, t, "load", "", t.duckTable(), load)
+	b.progress(d, 1, 1, dm)
+	d.Runs = append(d.Runs, dm)
+	b.add(d)
+	t.duckOK = dm.ok()
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	if !t.duckOK {
+		b.note("DuckDB's full load of %s failed: no DuckDB figures for this table: %s", t.root, firstLine(dm.Stderr))
+	}
+	return ctx.Err()
+}
+
+// duckdbRun runs `icemerge-bench duckdb` as a measured subprocess.
+func (b *bench) duckdbRun(ctx context.Context, t *localTable, mode, table, out string, files []string) measure {
+	b.seq++
+	report := filepath.Join(t.duck, fmt.Sprintf("report-%03d.json", b.seq))
+	args := []string{"duckdb", "-mode", mode, "-out", out, "-threads", strconv.Itoa(b.o.DuckDBThreads),
+		"-temp", filepath.Join(t.duck, "tmp"), "-report", report}
+	if table != "" {
+		args = append(args, "-table", table)
+	}
+	os.Remove(out)
+	m := b.runChild(ctx, b.o.RunTimeout, cleanEnv(), b.self, append(args, files...)...)
+	if data, err := os.ReadFile(report); err == nil {
+		var r duckdbReport
+		if json.Unmarshal(data, &r) == nil {
+			m.DuckDB = &r
+			n := r.RowsWritten
+			m.TableRows = &n
+			m.AddedBytes = r.BytesWritten
+			if b.res.DuckDBVersion == "" {
+				b.res.DuckDBVersion = r.Version
+			}
+		}
+	}
+	return m
 }
 
 // sumMeasures adds up the runs of a full load made in parts: wall, bytes,
-// rows and phases summed, the highest peak RSS, the first failure.
+// rows and phases summed, the highest peak RSS, the first failure, the
+// last count of the table's rows.
 func sumMeasures(ms []measure) measure {
 	var out measure
 	var rep *tableReport
 	for _, m := range ms {
 		out.Wall += m.Wall
+		out.CPU += m.CPU
 		out.AddedBytes += m.AddedBytes
 		out.RSSMiB = max(out.RSSMiB, m.RSSMiB)
+		out.TableRows = m.TableRows
 		if out.ok() && !m.ok() {
 			out.Exit, out.TimedOut, out.Timeout, out.Stderr = m.Exit, m.TimedOut, m.Timeout, m.Stderr
 		}
@@ -543,51 +706,119 @@ func sumMeasures(ms []measure) measure {
 	return out
 }
 
+// cdcCase is one family of CDC runs: batches merged one run each into the
+// table as the full load left it.
+type cdcCase struct {
+	id            string // the family: b, d, e, f, n
+	what          string // in the title before "into N rows" (default "N changes")
+	rows, changes int
+	spread        string
+	batches       [][]string
+	reps          int
+}
+
 // cdcScenarios merges the batches one run each into the table as the full
-// load left it, reps times; the median of each batch is kept.
-func (b *bench) cdcScenarios(ctx context.Context, t *localTable, id string, rows, changes int, spread string, load []string, batches [][]string, reps int, walls map[string]float64) error {
-	ss := make([]*scenario, len(batches))
-	for i := range batches {
-		title := fmt.Sprintf("%s changes into %s rows, %s", count(changes), count(rows), spread)
-		if len(batches) > 1 {
-			title += fmt.Sprintf(", batch %d of %d", i+1, len(batches))
+// load left it, reps times, icemerge and DuckDB in turn; the median of each
+// batch is kept.
+func (b *bench) cdcScenarios(ctx context.Context, t *localTable, load []string, c cdcCase) error {
+	what := cmp.Or(c.what, count(c.changes)+" changes")
+	n := len(c.batches)
+	ice, duck := make([]*scenario, n), make([]*scenario, n)
+	for i := range c.batches {
+		title := fmt.Sprintf("%s into %s rows, %s", what, count(c.rows), c.spread)
+		if n > 1 {
+			title += fmt.Sprintf(", batch %d of %d", i+1, n)
 		}
-		ss[i] = &scenario{ID: fmt.Sprintf("%s-cdc-%s-%d", id, spread, i+1), Title: title, Tool: "icemerge", Storage: "local", Rows: rows, Changes: changes, Spread: spread}
+		g := groupID(c.id, c.spread, i+1)
+		ice[i] = &scenario{ID: g + "/icemerge", Group: g, Title: title, Tool: "icemerge", Storage: "local", Rows: c.rows, Changes: c.changes, Spread: c.spread}
+		duck[i] = &scenario{ID: g + "/duckdb", Group: g, Title: title, Tool: "duckdb", Storage: "local", Rows: c.rows, Changes: c.changes, Spread: c.spread}
 	}
-	for rep := range reps {
+	for rep := range c.reps {
 		if err := t.restore(); err != nil {
 			return err
 		}
 		files := slices.Clone(load)
-		for i, batch := range batches {
+		for i, batch := range c.batches {
 			files = append(files, batch...)
 			m := b.icemergeRun(ctx, t, files)
-			b.progress(ss[i], rep+1, reps, m)
-			ss[i].Runs = append(ss[i].Runs, m)
+			b.progress(ice[i], rep+1, c.reps, m)
+			ice[i].Runs = append(ice[i].Runs, m)
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
+		if !b.duckdb || !t.duckOK {
+			continue
+		}
+		// DuckDB's table after batch i is its output: the next batch's input.
+		table := t.duckTable()
+		for i, batch := range c.batches {
+			out := filepath.Join(t.duck, fmt.Sprintf("out-%d.parquet", i+1))
+			m := b.duckdbRun(ctx, t, "merge", table, out, batch)
+			b.progress(duck[i], rep+1, c.reps, m)
+			duck[i].Runs = append(duck[i].Runs, m)
+			if table != t.duckTable() {
+				os.Remove(table)
+			}
+			table = out
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		os.Remove(table)
 	}
-	for _, s := range ss {
-		b.add(s)
+	for i := range c.batches {
+		b.add(ice[i])
+		if len(duck[i].Runs) > 0 {
+			b.add(duck[i])
+		}
 	}
-	if walls != nil && ss[0].Median != nil && ss[0].Median.ok() {
-		walls[spread] = ss[0].Median.Wall
+	return nil
+}
+
+// smallFiles is scenario (f): one uniform batch cut into -small-files files
+// of -small-file-bytes, then the same rows as one file, each merged into
+// the table as the full load left it.
+func (b *bench) smallFiles(ctx context.Context, t *localTable, load []string) error {
+	o := b.o
+	p := b.params(o.Rows, 0, spreadUniform)
+	n, err := smallFilesChanges(p, o.SmallFiles, o.SmallFileBytes)
+	if err != nil {
+		return fmt.Errorf("sizing the small files: %w", err)
+	}
+	p.Changes, p.FileBytes = n, o.SmallFileBytes
+	fmt.Fprintf(b.out, "\n== %d small CDC files of %s (%s changes), and the same rows as one file ==\n", o.SmallFiles, fmtBytes(o.SmallFileBytes), count(n))
+	small, err := b.genBatch(p, 1, fmt.Sprintf("CDC in %d files", o.SmallFiles))
+	if err != nil {
+		return err
+	}
+	p.FileBytes = -1
+	one, err := b.genBatch(p, 1, "CDC in one file")
+	if err != nil {
+		return err
+	}
+	for _, c := range []cdcCase{
+		{id: "f-small", what: fmt.Sprintf("%s changes in %d files of %s", count(n), len(small), fmtBytes(o.SmallFileBytes)), batches: [][]string{small}},
+		{id: "f-one", what: fmt.Sprintf("%s changes in one file", count(n)), batches: [][]string{one}},
+	} {
+		c.rows, c.changes, c.spread, c.reps = o.Rows, n, spreadUniform, o.SmallReps
+		if err := b.cdcScenarios(ctx, t, load, c); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // naiveScenario runs the naive merge of one batch on the table as the full
 // load left it.
-func (b *bench) naiveScenario(ctx context.Context, t *localTable, id string, rows, changes int, spread string, load, batch []string) (measure, error) {
+func (b *bench) naiveScenario(ctx context.Context, t *localTable, group string, rows, changes int, spread string, load, batch []string) (measure, error) {
 	if err := t.restore(); err != nil {
 		return measure{}, err
 	}
 	if err := linkFiles(t.src(), append(slices.Clone(load), batch...)); err != nil {
 		return measure{}, err
 	}
-	s := &scenario{ID: fmt.Sprintf("%s-naive-%s", id, spread), Title: fmt.Sprintf("%s changes into %s rows, %s", count(changes), count(rows), spread),
+	s := &scenario{ID: group + "/naive", Group: group, Title: fmt.Sprintf("%s changes into %s rows, %s", count(changes), count(rows), spread),
 		Tool: "naive", Storage: "local", Rows: rows, Changes: changes, Spread: spread}
 	report := filepath.Join(t.root, "naive-report.json")
 	os.Remove(report)
@@ -596,7 +827,7 @@ func (b *bench) naiveScenario(ctx context.Context, t *localTable, id string, row
 		"-warehouse", "file://"+t.warehouse(), "-catalog-uri", t.catalog(), "-report", report)
 	m.AddedBytes = dirSize(t.warehouse()) - before
 	if data, err := os.ReadFile(report); err == nil {
-		var r naiveReport
+		var r naive.Report
 		if jsonUnmarshal(data, &r) == nil {
 			m.Naive = &r
 		}
@@ -604,50 +835,42 @@ func (b *bench) naiveScenario(ctx context.Context, t *localTable, id string, row
 	if m.TimedOut {
 		s.Note = fmt.Sprintf("killed after %s", b.o.NaiveTimeout)
 	}
+	if m.ok() {
+		b.countRows(ctx, t, &m)
+	}
 	b.progress(s, 1, 1, m)
 	s.Runs = append(s.Runs, m)
 	b.add(s)
 	return m, ctx.Err()
 }
 
-func (b *bench) addRatio(spread string, rows, changes int, naive measure, ice float64) {
-	if ice <= 0 || (!naive.ok() && !naive.TimedOut) {
-		return
-	}
-	b.res.Ratios = append(b.res.Ratios, ratio{Spread: spread, Rows: rows, Changes: changes, Naive: naive.Wall, Icemerge: ice,
-		Ratio: naive.Wall / ice, LowerOnly: naive.TimedOut})
-}
-
-// smallNaive measures icemerge and the naive merge at a size where the
-// naive merge finishes, for the ratio.
+// smallNaive measures icemerge, DuckDB and the naive merge at a size where
+// the naive merge finishes, for the ratio.
 func (b *bench) smallNaive(ctx context.Context) error {
 	o := b.o
 	rows, changes := min(o.NaiveSmallRows, o.Rows), min(o.NaiveSmallChanges, o.Changes)
-	fmt.Fprintf(b.out, "\n== a naive run timed out: both again at %s rows, %s changes ==\n", count(rows), count(changes))
-	p := genParams{Seed: o.Seed, Rows: rows, Changes: changes}
+	fmt.Fprintf(b.out, "\n== a naive run timed out: all again at %s rows, %s changes ==\n", count(rows), count(changes))
+	p := b.params(rows, changes, "")
 	load, err := b.genBase(p)
 	if err != nil {
 		return err
 	}
-	t := b.newTable(fmt.Sprintf("s%d-r%d", o.Seed, rows))
-	if err := b.fullLoad(ctx, t, "n-full-load", rows, load, o.LoadPerRun); err != nil {
+	t := b.newTable(fmt.Sprintf("%s-s%d-r%d", o.Shape, o.Seed, rows))
+	if err := b.fullLoad(ctx, t, "n", rows, load, o.LoadPerRun); err != nil {
 		return err
 	}
 	for _, sp := range o.Spreads {
 		p.Spread = sp
-		batch, err := b.genBatch(p, 1)
+		batch, err := b.genBatch(p, 1, "")
 		if err != nil {
 			return err
 		}
-		walls := map[string]float64{}
-		if err := b.cdcScenarios(ctx, t, "n", rows, changes, sp, load, [][]string{batch}, o.Reps, walls); err != nil {
+		if err := b.cdcScenarios(ctx, t, load, cdcCase{id: "n", rows: rows, changes: changes, spread: sp, batches: [][]string{batch}, reps: o.Reps}); err != nil {
 			return err
 		}
-		m, err := b.naiveScenario(ctx, t, "n", rows, changes, sp, load, batch)
-		if err != nil {
+		if _, err := b.naiveScenario(ctx, t, groupID("n", sp, 1), rows, changes, sp, load, batch); err != nil {
 			return err
 		}
-		b.addRatio(sp, rows, changes, m, walls[sp])
 	}
 	return nil
 }
@@ -656,20 +879,20 @@ func (b *bench) smallNaive(ctx context.Context) error {
 func (b *bench) largeTable(ctx context.Context) error {
 	o := b.o
 	fmt.Fprintf(b.out, "\n== large table: %s rows, %s clustered changes ==\n", count(o.RowsLarge), count(o.Changes))
-	p := genParams{Seed: o.Seed, Rows: o.RowsLarge, Changes: o.Changes, Spread: spreadClustered}
+	p := b.params(o.RowsLarge, o.Changes, spreadClustered)
 	load, err := b.genBase(p)
 	if err != nil {
 		return err
 	}
-	batch, err := b.genBatch(p, 1)
+	batch, err := b.genBatch(p, 1, "")
 	if err != nil {
 		return err
 	}
-	t := b.newTable(fmt.Sprintf("s%d-r%d", o.Seed, o.RowsLarge))
-	if err := b.fullLoad(ctx, t, "d-full-load", o.RowsLarge, load, cmp.Or(o.LoadPerRun, 10)); err != nil {
+	t := b.newTable(fmt.Sprintf("%s-s%d-r%d", o.Shape, o.Seed, o.RowsLarge))
+	if err := b.fullLoad(ctx, t, "d", o.RowsLarge, load, cmp.Or(o.LoadPerRun, 10)); err != nil {
 		return err
 	}
-	return b.cdcScenarios(ctx, t, "d", o.RowsLarge, o.Changes, spreadClustered, load, [][]string{batch}, o.Reps, nil)
+	return b.cdcScenarios(ctx, t, load, cdcCase{id: "d", rows: o.RowsLarge, changes: o.Changes, spread: spreadClustered, batches: [][]string{batch}, reps: o.Reps})
 }
 
 func (b *bench) add(s *scenario) {
@@ -689,8 +912,16 @@ func (b *bench) progress(s *scenario, rep, reps int, m measure) {
 		status = fmt.Sprintf("  FAILED (exit %d): %s", m.Exit, firstLine(m.Stderr))
 	case m.Report != nil:
 		status = "  " + m.Report.Outcome
+	case m.DuckDB != nil:
+		status = fmt.Sprintf("  %d rows written", m.DuckDB.RowsWritten)
 	}
-	fmt.Fprintf(b.out, "  %-8s %-6s %-52s %d/%d  wall %8s  RSS %7.0f MiB%s\n", s.Tool, s.Storage, s.Title, rep, reps, fmtDur(m.Wall), m.RSSMiB, status)
+	fmt.Fprintf(b.out, "  %-8s %-6s %-52s %d/%d  wall %8s  CPU %8s  RSS %7.0f MiB  load %s%s\n", s.Tool, s.Storage, s.Title, rep, reps, fmtDur(m.Wall), fmtDur(m.CPU), m.RSSMiB, firstField(m.LoadAvg), status)
+}
+
+// firstField is the first of the load averages (the last minute's).
+func firstField(s string) string {
+	f, _, _ := strings.Cut(s, " ")
+	return f
 }
 
 func firstLine(s string) string {

@@ -16,38 +16,36 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/icemerge/icemerge"
+	"github.com/icemerge/icemerge/internal/testkit/naive"
 )
 
-// tableReport is one table of icemerge's `--report` JSON (the fields the
-// bench shows; the whole document is kept in the results as raw JSON).
-type tableReport struct {
-	Table             string             `json:"table"`
-	Outcome           string             `json:"outcome"`
-	Files             int                `json:"files"`
-	RowsRead          int                `json:"rows_read"`
-	Inserts           int                `json:"inserts"`
-	Updates           int                `json:"updates"`
-	Deletes           int                `json:"deletes"`
-	Keys              int                `json:"keys"`
-	Duplicates        int                `json:"duplicates_collapsed"`
-	RowsInserted      int                `json:"rows_inserted"`
-	RowsUpdated       int                `json:"rows_updated"`
-	RowsDeleted       int                `json:"rows_deleted"`
-	Stale             int                `json:"stale"`
-	SnapshotID        int64              `json:"snapshot_id"`
-	BytesRead         int64              `json:"bytes_read"`
-	BytesWritten      int64              `json:"bytes_written"`
-	TableFilesScanned int                `json:"table_files_scanned"`
-	TableFilesPruned  int                `json:"table_files_pruned"`
-	TableBytesScanned int64              `json:"table_bytes_scanned"`
-	Durations         map[string]float64 `json:"durations"`
-	Error             string             `json:"error"`
+// tableReport is one table of icemerge's `--report` JSON: the library's
+// own type.
+type tableReport = icemerge.TableReport
+
+// duckdbReport is what `icemerge-bench duckdb -report` writes.
+type duckdbReport struct {
+	Version      string             `json:"duckdb_version"`
+	Files        int                `json:"files"`
+	BytesRead    int64              `json:"bytes_read"`  // the source files
+	TableBytes   int64              `json:"table_bytes"` // the table file it read (merge)
+	RowsWritten  int64              `json:"rows_written"`
+	BytesWritten int64              `json:"bytes_written"`
+	SQL          string             `json:"sql"`
+	Durations    map[string]float64 `json:"durations"`
 }
 
 // measure is one child process: its wall time and peak RSS, and what it
 // reported.
 type measure struct {
-	Wall     float64 `json:"wall_s"`
+	Wall float64 `json:"wall_s"`
+	// CPU is the child's user plus system time: on a shared machine it
+	// varies less with other work than the wall time does.
+	CPU float64 `json:"cpu_s"`
+	// LoadAvg is the machine's load average when the run started.
+	LoadAvg  string  `json:"loadavg,omitempty"`
 	RSSMiB   float64 `json:"peak_rss_mib"`
 	Exit     int     `json:"exit_code"`
 	TimedOut bool    `json:"timed_out,omitempty"`
@@ -56,7 +54,12 @@ type measure struct {
 	// --report yet, or the run wrote none).
 	Report    *tableReport    `json:"report,omitempty"`
 	RawReport json.RawMessage `json:"raw_report,omitempty"`
-	Naive     *naiveReport    `json:"naive_report,omitempty"`
+	Naive     *naive.Report   `json:"naive_report,omitempty"`
+	DuckDB    *duckdbReport   `json:"duckdb_report,omitempty"`
+	// TableRows are the table's live rows after the run: icemerge's and the
+	// naive merge's from the snapshot summary, DuckDB's as COPY counted
+	// them. nil: not known (the run failed).
+	TableRows *int64 `json:"table_rows,omitempty"`
 	// AddedBytes is what the run added under the warehouse folder, measured
 	// on disk (local runs only): data, deletes, metadata and bookmark.
 	AddedBytes int64  `json:"warehouse_bytes_added,omitempty"`
@@ -97,12 +100,13 @@ func (b *bench) runChild(ctx context.Context, timeout time.Duration, env []strin
 	var stderr tailBuffer
 	cmd.Stdout = io.Discard
 	cmd.Stderr = &stderr
+	load := loadAvg()
 	start := time.Now()
 	runErr := cmd.Run()
-	m := measure{Wall: time.Since(start).Seconds(), Exit: -1}
+	m := measure{Wall: time.Since(start).Seconds(), Exit: -1, LoadAvg: load}
 	var r childResult
 	if data, err := os.ReadFile(res.Name()); err == nil && json.Unmarshal(data, &r) == nil && r.Wall > 0 {
-		m.Wall, m.RSSMiB, m.Exit, m.RSSLimitHit = r.Wall, float64(r.MaxRSSKiB)/1024, r.Exit, r.RSSLimitHit
+		m.Wall, m.CPU, m.RSSMiB, m.Exit, m.RSSLimitHit = r.Wall, r.CPU, float64(r.MaxRSSKiB)/1024, r.Exit, r.RSSLimitHit
 	}
 	if timeout > 0 && errors.Is(cctx.Err(), context.DeadlineExceeded) {
 		m.TimedOut, m.Timeout = true, timeout.Seconds()
@@ -121,6 +125,7 @@ func (b *bench) runChild(ctx context.Context, timeout time.Duration, env []strin
 // childResult is what measure-child reports of its child.
 type childResult struct {
 	Wall      float64 `json:"wall_s"`
+	CPU       float64 `json:"cpu_s"` // user + system
 	MaxRSSKiB int64   `json:"maxrss_kib"`
 	Exit      int     `json:"exit_code"`
 	// RSSLimitHit: killed because its RSS passed the limit.
@@ -175,6 +180,7 @@ func measureChildMain(args []string) error {
 	r.Exit = cmd.ProcessState.ExitCode()
 	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
 		r.MaxRSSKiB = ru.Maxrss
+		r.CPU = time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 	}
 	data, err := json.Marshal(r)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -24,14 +25,16 @@ import (
 	"github.com/klauspost/compress/s2"
 )
 
-// genVersion is part of every cache key: bump it when the generated data
-// changes, so cached files of an older generator are not reused.
-const genVersion = "v1"
+// legacyVersion is part of the cache keys of the legacy shape: bump it when
+// its data changes, so cached files of an older generator are not reused
+// (dmsVersion, in gen_dms.go, is the DMS shape's).
+const legacyVersion = "v1"
 
-// The shape of the generated files, as DMS cuts them.
+// The legacy shape's files (-shape legacy): the bench's data before it
+// followed DMS's Parquet settings.
 const (
-	loadFileRows = 1_000_000 // rows per LOAD file
-	cdcFileRows  = 250_000   // rows per CDC file (about 32 MB with snappy)
+	loadFileRows = 1_000_000 // rows per LOAD file (both shapes)
+	cdcFileRows  = 250_000   // rows per CDC file (about 27 MB with snappy)
 	rowGroupRows = 128 * 1024
 	bioLen       = 200
 	// tsStep is the updated_at step between consecutive changes of a batch.
@@ -106,6 +109,12 @@ var bioWords = strings.Fields(`lorem ipsum dolor sit amet consectetur adipiscing
 	deserunt mollit anim id est laborum hiking coffee travel photography music cooking reading running
 	chess gardening climbing cycling painting yoga 🙂 café naïve`)
 
+// Shapes of the generated files.
+const (
+	shapeDMS    = "dms"    // as DMS writes them (gen_dms.go): the default
+	shapeLegacy = "legacy" // the bench's earlier files: snappy, 128Ki-row row groups, LOAD files without Op
+)
+
 // genParams are what generated data depends on; every field is in the
 // cache key.
 type genParams struct {
@@ -113,11 +122,24 @@ type genParams struct {
 	Rows    int    // base table rows, keys 1..Rows
 	Changes int    // rows per CDC batch
 	Spread  string // spreadUniform or spreadClustered
+	Shape   string // shapeDMS or shapeLegacy ("" is shapeDMS)
+	// FileBytes is the size a DMS-shaped CDC file is cut at (0:
+	// dmsCDCFileBytes; -1: one file per batch). Not used by the legacy shape.
+	FileBytes int64
+}
+
+func (p genParams) dms() bool { return p.Shape != shapeLegacy }
+
+func (p genParams) version() string {
+	if p.dms() {
+		return dmsVersion
+	}
+	return legacyVersion
 }
 
 // baseDir is the cache folder of the LOAD files of p.
 func baseDir(work string, p genParams) string {
-	return filepath.Join(work, "data", fmt.Sprintf("base-%s-s%d-r%d", genVersion, p.Seed, p.Rows))
+	return filepath.Join(work, "data", fmt.Sprintf("base-%s-s%d-r%d", p.version(), p.Seed, p.Rows))
 }
 
 // batchDir is the cache folder of CDC batch b (1-based) of p.
@@ -126,7 +148,10 @@ func batchDir(work string, p genParams, b int) string {
 	if spread == spreadClustered {
 		spread += fmt.Sprintf("-hot%d", hotKeys(p.Rows))
 	}
-	return filepath.Join(work, "data", fmt.Sprintf("cdc-%s-s%d-r%d-c%d-%s", genVersion, p.Seed, p.Rows, p.Changes, spread), fmt.Sprintf("batch-%04d", b))
+	if p.dms() {
+		spread += "-f" + fileBytesTag(p.cdcFileBytes())
+	}
+	return filepath.Join(work, "data", fmt.Sprintf("cdc-%s-s%d-r%d-c%d-%s", p.version(), p.Seed, p.Rows, p.Changes, spread), fmt.Sprintf("batch-%04d", b))
 }
 
 // doneFile marks a cache folder complete; it is written last.
@@ -134,18 +159,34 @@ const doneFile = "stats.json"
 
 // genStats describe one generated folder.
 type genStats struct {
-	Files    []string `json:"files"`
-	Bytes    int64    `json:"bytes"`
-	Rows     int      `json:"rows"`
-	Inserts  int      `json:"inserts"`
-	Updates  int      `json:"updates"`
-	Deletes  int      `json:"deletes"`
-	Keys     int      `json:"distinct_keys"`
-	Repeats  int      `json:"repeats"`  // changes of a key already changed earlier in the batch
-	EqualTS  int      `json:"equal_ts"` // of those, with the updated_at of the key's previous change
-	Seconds  float64  `json:"seconds"`  // generation time
-	Cached   bool     `json:"cached"`   // found in the cache (set when read back)
-	Location string   `json:"dir"`
+	Files   []string `json:"files"`
+	Bytes   int64    `json:"bytes"`
+	Rows    int      `json:"rows"`
+	Inserts int      `json:"inserts"`
+	Updates int      `json:"updates"`
+	Deletes int      `json:"deletes"`
+	Keys    int      `json:"distinct_keys"`
+	Repeats int      `json:"repeats"`  // changes of a key already changed earlier in the batch
+	EqualTS int      `json:"equal_ts"` // of those, with the updated_at of the key's previous change
+	// Reinserts are I rows of a key deleted earlier (DMS shape: a U or D
+	// drawn for a deleted key re-creates it instead).
+	Reinserts int `json:"reinserts,omitempty"`
+	// Transactions of the DMS shape; every file holds whole ones.
+	Transactions int `json:"transactions,omitempty"`
+	// The smallest and largest file.
+	MinFileBytes int64   `json:"min_file_bytes,omitempty"`
+	MaxFileBytes int64   `json:"max_file_bytes,omitempty"`
+	Seconds      float64 `json:"seconds"` // generation time
+	Cached       bool    `json:"cached"`  // found in the cache (set when read back)
+	Location     string  `json:"dir"`
+}
+
+func (s *genStats) addFile(size int64) {
+	if len(s.Files) == 1 || size < s.MinFileBytes {
+		s.MinFileBytes = size
+	}
+	s.MaxFileBytes = max(s.MaxFileBytes, size)
+	s.Bytes += size
 }
 
 func readStats(dir string) (*genStats, bool) {
@@ -348,9 +389,9 @@ func (g *rowGroup) record() arrow.RecordBatch {
 	return rec
 }
 
-// writerProps are DMS-like: snappy, no dictionary for the unique columns,
-// Parquet 1.0 data pages, statistics.
-func writerProps() *parquet.WriterProperties {
+// legacyWriterProps are the legacy shape's: snappy, no dictionary for the
+// unique columns, Parquet 1.0 data pages, statistics.
+func legacyWriterProps() *parquet.WriterProperties {
 	return parquet.NewWriterProperties(
 		parquet.WithCompression(compress.Codecs.Snappy),
 		parquet.WithDictionaryDefault(false),
@@ -366,33 +407,29 @@ func writerProps() *parquet.WriterProperties {
 	)
 }
 
+// fileFormat is how a shape writes its Parquet files.
+type fileFormat struct {
+	props     func() *parquet.WriterProperties
+	groupRows int // rows per row group
+}
+
+func (p genParams) format() fileFormat {
+	if p.dms() {
+		return fileFormat{dmsWriterProps, dmsRowGroupRows}
+	}
+	return fileFormat{legacyWriterProps, rowGroupRows}
+}
+
 // writeParquet writes n rows, row group by row group, to path (through a
 // temporary name, so a crash leaves no half file under the final name).
-func writeParquet(path string, sc *arrow.Schema, n int, pool []byte, fill func(g *rowGroup, from, to int)) (int64, error) {
+func writeParquet(path string, ff fileFormat, sc *arrow.Schema, n int, pool []byte, fill func(g *rowGroup, from, to int)) (int64, error) {
 	tmp := path + ".tmp"
 	f, err := os.Create(tmp)
 	if err != nil {
 		return 0, err
 	}
 	defer os.Remove(tmp)
-	fw, err := pqarrow.NewFileWriter(sc, f, writerProps(), pqarrow.DefaultWriterProps())
-	if err != nil {
-		f.Close()
-		return 0, err
-	}
-	for from := 0; from < n; from += rowGroupRows {
-		to := min(from+rowGroupRows, n)
-		g := newRowGroup(to-from, sc == cdcSchema, pool)
-		fill(g, from, to)
-		rec := g.record()
-		err := fw.Write(rec)
-		rec.Release()
-		if err != nil {
-			fw.Close()
-			return 0, fmt.Errorf("writing %s: %w", path, err)
-		}
-	}
-	if err := fw.Close(); err != nil { // closes f too
+	if err := writeRows(f, ff, sc, n, pool, fill); err != nil {
 		return 0, fmt.Errorf("writing %s: %w", path, err)
 	}
 	st, err := os.Stat(tmp)
@@ -400,6 +437,28 @@ func writeParquet(path string, sc *arrow.Schema, n int, pool []byte, fill func(g
 		return 0, err
 	}
 	return st.Size(), os.Rename(tmp, path)
+}
+
+// writeRows writes n rows as one Parquet file to w and closes w.
+func writeRows(w io.WriteCloser, ff fileFormat, sc *arrow.Schema, n int, pool []byte, fill func(g *rowGroup, from, to int)) error {
+	fw, err := pqarrow.NewFileWriter(sc, w, ff.props(), pqarrow.DefaultWriterProps())
+	if err != nil {
+		w.Close()
+		return err
+	}
+	for from := 0; from < n; from += ff.groupRows {
+		to := min(from+ff.groupRows, n)
+		g := newRowGroup(to-from, sc == cdcSchema, pool)
+		fill(g, from, to)
+		rec := g.record()
+		err := fw.Write(rec)
+		rec.Release()
+		if err != nil {
+			fw.Close()
+			return err
+		}
+	}
+	return fw.Close() // closes w too
 }
 
 // parallel runs jobs 0..n-1 on GOMAXPROCS workers and returns the first error.
@@ -441,7 +500,8 @@ func freshDir(dir string) error {
 }
 
 // genBase writes the full load of p (keys 1..p.Rows) as LOAD files, unless
-// the cache has it.
+// the cache has it. The DMS shape's LOAD files have an Op column (I), as
+// with IncludeOpForFullLoad=true; the legacy shape's have none.
 func genBase(work string, p genParams) (*genStats, error) {
 	dir := baseDir(work, p)
 	if s, ok := readStats(dir); ok {
@@ -452,13 +512,17 @@ func genBase(work string, p genParams) (*genStats, error) {
 		return nil, err
 	}
 	pool := bioPool(p.Seed)
+	sc := loadSchema
+	if p.dms() {
+		sc = cdcSchema
+	}
 	nfiles := (p.Rows + loadFileRows - 1) / loadFileRows
 	sizes := make([]int64, nfiles)
 	err := parallel(nfiles, func(i int) error {
 		lo := i*loadFileRows + 1 // first key of the file
 		n := min(loadFileRows, p.Rows-lo+1)
 		var err error
-		sizes[i], err = writeParquet(filepath.Join(dir, loadName(i+1)), loadSchema, n, pool, func(g *rowGroup, from, to int) {
+		sizes[i], err = writeParquet(filepath.Join(dir, loadName(i+1)), p.format(), sc, n, pool, func(g *rowGroup, from, to int) {
 			for j := from; j < to; j++ {
 				k := lo + j
 				g.add(p.Seed, 0, 'I', int32(k), baseCreated(k, p.Rows), baseUpdated(p.Seed, k, p.Rows), 0)
@@ -472,7 +536,7 @@ func genBase(work string, p genParams) (*genStats, error) {
 	s := &genStats{Rows: p.Rows, Inserts: p.Rows, Keys: p.Rows}
 	for i, sz := range sizes {
 		s.Files = append(s.Files, loadName(i+1))
-		s.Bytes += sz
+		s.addFile(sz)
 	}
 	s.Seconds = time.Since(start).Seconds()
 	return s, writeStats(dir, s)
@@ -558,9 +622,13 @@ func genChanges(p genParams, b int) *changeSeq {
 	return s
 }
 
-// genBatch writes CDC batch b of p as files of cdcFileRows rows, unless the
-// cache has it.
+// genBatch writes CDC batch b of p, unless the cache has it: the DMS shape
+// cut by size into whole transactions (genBatchDMS), the legacy shape into
+// files of cdcFileRows rows.
 func genBatch(work string, p genParams, b int) (*genStats, error) {
+	if p.dms() {
+		return genBatchDMS(work, p, b)
+	}
 	dir := batchDir(work, p, b)
 	if s, ok := readStats(dir); ok {
 		return s, nil
@@ -580,7 +648,7 @@ func genBatch(work string, p genParams, b int) (*genStats, error) {
 		// when it closes it.
 		names[i] = cdcName(cdcEpochOf(p, b) + int64(hi-1)*tsStep + 1000*tsStep)
 		var err error
-		sizes[i], err = writeParquet(filepath.Join(dir, names[i]), cdcSchema, hi-lo, pool, func(g *rowGroup, from, to int) {
+		sizes[i], err = writeParquet(filepath.Join(dir, names[i]), p.format(), cdcSchema, hi-lo, pool, func(g *rowGroup, from, to int) {
 			for j := lo + from; j < lo+to; j++ {
 				k := int(seq.keys[j])
 				created := cdcEpoch
@@ -614,7 +682,7 @@ func genBatch(work string, p genParams, b int) (*genStats, error) {
 	s.Keys = len(distinct)
 	for i, n := range names {
 		s.Files = append(s.Files, n)
-		s.Bytes += sizes[i]
+		s.addFile(sizes[i])
 	}
 	s.Seconds = time.Since(start).Seconds()
 	return s, writeStats(dir, s)

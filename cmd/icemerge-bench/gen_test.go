@@ -118,7 +118,7 @@ func TestGenChangesSpread(t *testing.T) {
 }
 
 func TestGenFiles(t *testing.T) {
-	p := genParams{Seed: 5, Rows: 3_000, Changes: 1_000, Spread: spreadClustered}
+	p := genParams{Seed: 5, Rows: 3_000, Changes: 1_000, Spread: spreadClustered, Shape: shapeLegacy}
 	dirs := []string{t.TempDir(), t.TempDir()}
 	var stats []*genStats
 	for _, d := range dirs {

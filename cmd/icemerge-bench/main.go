@@ -4,10 +4,11 @@
 //	icemerge-bench [run] [flags]   generate (or reuse) the data, run every scenario, print and save the figures
 //	icemerge-bench gen [flags]     only generate the data (LOAD files and CDC batches) into the work dir
 //	icemerge-bench naive [flags]   the naive merge (iceberg-go Delete with an In filter, then Append), one run
+//	icemerge-bench duckdb [flags] FILES...   the same merge in DuckDB, a full rewrite of the table to zstd Parquet
 //	icemerge-bench measure-child RESULT BIN ARGS...   (internal) run BIN, write its wall time and peak RSS
 //
-// The runner starts bin/icemerge (and itself, for the naive merge) as
-// subprocesses, so each run's wall time and peak RSS are its own. `make
+// The runner starts bin/icemerge (and itself, for DuckDB and the naive
+// merge) as subprocesses, so each run's wall time and peak RSS are its own. `make
 // bench` builds both binaries and runs it; see README.md in this folder.
 package main
 
@@ -18,7 +19,10 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
+
+	"github.com/icemerge/icemerge/internal/testkit/naive"
 )
 
 func main() {
@@ -26,7 +30,7 @@ func main() {
 	defer stop()
 	args := os.Args[1:]
 	cmd := "run"
-	if len(args) > 0 && (args[0] == "run" || args[0] == "gen" || args[0] == "naive" || args[0] == "measure-child") {
+	if len(args) > 0 && slices.Contains([]string{"run", "gen", "naive", "duckdb", "measure-child"}, args[0]) {
 		cmd, args = args[0], args[1:]
 	}
 	var err error
@@ -34,7 +38,9 @@ func main() {
 	case "gen":
 		err = genMain(args)
 	case "naive":
-		err = naiveMain(ctx, args)
+		err = naive.Main(ctx, args)
+	case "duckdb":
+		err = duckdbMain(ctx, args)
 	case "measure-child":
 		err = measureChildMain(args)
 	default:
@@ -64,6 +70,8 @@ func genMain(args []string) error {
 	fs.IntVar(&p.Changes, "changes", 1_000_000, "rows of each CDC batch (0: only the LOAD files)")
 	fs.IntVar(&batches, "batches", 1, "CDC batches")
 	fs.StringVar(&p.Spread, "spread", spreadUniform, "keys of the U and D changes: uniform (over the table) or clustered (the top 2% of the keys, at most the top 200k)")
+	fs.StringVar(&p.Shape, "shape", shapeDMS, "the files: dms (DMS's Parquet settings: GZIP, parquet-1-0, 10,000-row row groups, dictionary, statistics; CDC files of about 32 MB of whole transactions) or legacy (snappy, 128Ki-row row groups, 250k-row CDC files, LOAD files without Op)")
+	fs.Int64Var(&p.FileBytes, "cdc-file-bytes", dmsCDCFileBytes, "DMS shape: cut CDC files at about this size (CdcMinFileSize; -1: one file per batch)")
 	fs.StringVar(&work, "dir", "bench-work", "work dir: the generated data is cached under DIR/data")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -103,6 +111,12 @@ func (p genParams) validate(batches int) error {
 	if p.Spread != spreadUniform && p.Spread != spreadClustered {
 		errs = append(errs, fmt.Errorf("-spread %q: use uniform or clustered", p.Spread))
 	}
+	if p.Shape != shapeDMS && p.Shape != shapeLegacy {
+		errs = append(errs, fmt.Errorf("-shape %q: use dms or legacy", p.Shape))
+	}
+	if p.FileBytes == 0 || p.FileBytes < -1 {
+		errs = append(errs, fmt.Errorf("-cdc-file-bytes %d: use a size in bytes, or -1 for one file per batch", p.FileBytes))
+	}
 	return errors.Join(errs...)
 }
 
@@ -111,8 +125,29 @@ func printGen(what string, s *genStats) {
 	if s.Cached {
 		how = fmt.Sprintf("cached (generated in %.1fs)", s.Seconds)
 	}
-	fmt.Printf("%-24s %10d rows %4d files %9.1f MiB  I %d U %d D %d, %d keys, %d repeats (%d equal updated_at)  %s  %s\n",
-		what, s.Rows, len(s.Files), mib(s.Bytes), s.Inserts, s.Updates, s.Deletes, s.Keys, s.Repeats, s.EqualTS, how, s.Location)
+	files := fmt.Sprintf("%4d files", len(s.Files))
+	if len(s.Files) > 1 && s.MaxFileBytes > 0 {
+		files += fmt.Sprintf(" (%.1f–%.1f MiB)", mib(s.MinFileBytes), mib(s.MaxFileBytes))
+	}
+	extra := ""
+	if s.Transactions > 0 {
+		extra = fmt.Sprintf(", %d transactions, %d re-inserts", s.Transactions, s.Reinserts)
+	}
+	fmt.Printf("%-24s %10d rows %s %9.1f MiB  I %d U %d D %d, %d keys, %d repeats (%d equal updated_at)%s  %s  %s\n",
+		what, s.Rows, files, mib(s.Bytes), s.Inserts, s.Updates, s.Deletes, s.Keys, s.Repeats, s.EqualTS, extra, how, s.Location)
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
+
+// fmtBytes prints a size as 32 MiB, 512 KiB or 1000 B.
+func fmtBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", mib(n))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.0f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}

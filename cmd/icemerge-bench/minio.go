@@ -4,123 +4,40 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"maps"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
-	"syscall"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/icemerge/icemerge/internal/testkit/testservers"
 )
 
-const (
-	minioUser     = "icemergebench"
-	minioPassword = "icemergebench-secret"
-	minioBucket   = "bench"
-	minioRegion   = "us-east-1"
-)
+const minioBucket = "bench"
 
-// minioServer is a MinIO started for the bench, on a free 127.0.0.1 port,
-// with its data in a temporary folder.
+// minioServer is a MinIO of the bench's own (testservers.StartMinIO: a free
+// 127.0.0.1 port, a temporary folder, stopped and removed by stop).
 type minioServer struct {
-	cmd      *exec.Cmd
-	done     chan struct{}
-	endpoint string
-	dir      string
-	client   *s3.Client
-	log      tailBuffer
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	*testservers.S3
+	stop   func()
+	client *s3.Client
 }
 
 func startMinio(ctx context.Context, bin string) (*minioServer, error) {
-	dir, err := os.MkdirTemp("", "icemerge-bench-minio-")
+	s, stop, err := testservers.StartMinIO(bin)
 	if err != nil {
 		return nil, err
 	}
-	p1, err := freePort()
-	if err == nil {
-		var p2 int
-		if p2, err = freePort(); err == nil && p2 != p1 {
-			addr := "127.0.0.1:" + strconv.Itoa(p1)
-			m := &minioServer{endpoint: "http://" + addr, dir: dir, done: make(chan struct{})}
-			m.cmd = exec.Command(bin, "server", "--quiet", "--address", addr, "--console-address", "127.0.0.1:"+strconv.Itoa(p2), filepath.Join(dir, "data"))
-			m.cmd.Env = append(cleanEnv(), "MINIO_ROOT_USER="+minioUser, "MINIO_ROOT_PASSWORD="+minioPassword, "MINIO_BROWSER=off", "MINIO_UPDATE=off")
-			m.cmd.Stdout, m.cmd.Stderr = &m.log, &m.log
-			if err = m.cmd.Start(); err == nil {
-				go func() { m.cmd.Wait(); close(m.done) }()
-				m.client = s3.New(s3.Options{
-					Region:       minioRegion,
-					BaseEndpoint: aws.String(m.endpoint),
-					UsePathStyle: true,
-					Credentials:  credentials.NewStaticCredentialsProvider(minioUser, minioPassword, ""),
-					HTTPClient:   &http.Client{Timeout: 5 * time.Minute},
-				})
-				if err = m.waitReady(ctx); err == nil {
-					return m, nil
-				}
-				m.stop()
-				return nil, fmt.Errorf("%w; MinIO said: %s", err, strings.TrimSpace(m.log.String()))
-			}
-		}
+	cfg, err := testservers.LoadConfig(ctx, s.Env(), &http.Client{Timeout: 5 * time.Minute})
+	if err != nil {
+		stop()
+		return nil, fmt.Errorf("AWS config for MinIO at %s: %w", s.Endpoint, err)
 	}
-	os.RemoveAll(dir)
-	if err == nil {
-		err = errors.New("no free port")
-	}
-	return nil, err
-}
-
-// waitReady polls a signed ListBuckets: MinIO answers its health check
-// before its object layer serves S3 calls.
-func (m *minioServer) waitReady(ctx context.Context) error {
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		_, err := m.client.ListBuckets(cctx, &s3.ListBucketsInput{}, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
-		cancel()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-m.done:
-			return errors.New("MinIO exited before it served S3 calls")
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("MinIO does not serve S3 calls after 60s: %w", err)
-		}
-	}
-}
-
-// stop ends the server this bench started (SIGTERM, then SIGKILL) and
-// removes its data.
-func (m *minioServer) stop() {
-	if m.cmd.Process != nil {
-		m.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-m.done:
-		case <-time.After(10 * time.Second):
-			m.cmd.Process.Kill()
-			<-m.done
-		}
-	}
-	os.RemoveAll(m.dir)
+	return &minioServer{S3: s, stop: stop, client: s3.NewFromConfig(cfg)}, nil
 }
 
 // upload puts files under prefix, four at a time.
@@ -139,20 +56,27 @@ func (m *minioServer) upload(ctx context.Context, prefix string, files []string)
 	})
 }
 
-// env is the environment of an icemerge run against this server.
+// env is the environment of an icemerge run against this server: the
+// standard AWS variables testservers gives, without any of the caller's.
 func (m *minioServer) env() []string {
-	return append(cleanEnv(), "AWS_ENDPOINT_URL_S3="+m.endpoint, "AWS_ACCESS_KEY_ID="+minioUser, "AWS_SECRET_ACCESS_KEY="+minioPassword,
-		"AWS_REGION="+minioRegion, "AWS_EC2_METADATA_DISABLED=true")
+	vars := m.Env()
+	vars["AWS_EC2_METADATA_DISABLED"] = "true"
+	env := cleanEnv()
+	for _, k := range slices.Sorted(maps.Keys(vars)) {
+		env = append(env, k+"="+vars[k])
+	}
+	return env
 }
 
 // minioRuns is the same merge with the source and the warehouse in S3
 // (MinIO); the SQLite catalog stays a local file. Sizes are smaller
 // (-minio-rows, -minio-changes): every byte goes through HTTP on the same
-// two cores.
+// two cores. DuckDB is not run here: its S3 support is an extension it
+// downloads, and the comparison stays on local files.
 func (b *bench) minioRuns(ctx context.Context) error {
 	o := b.o
 	fmt.Fprintf(b.out, "\n== MinIO (S3) runs at %s rows, %s changes (-minio-rows, -minio-changes) ==\n", count(o.MinioRows), count(o.MinioChanges))
-	p := genParams{Seed: o.Seed, Rows: o.MinioRows, Changes: o.MinioChanges}
+	p := b.params(o.MinioRows, o.MinioChanges, "")
 	load, err := b.genBase(p)
 	if err != nil {
 		return err
@@ -162,7 +86,7 @@ func (b *bench) minioRuns(ctx context.Context) error {
 		return err
 	}
 	defer m.stop()
-	fmt.Fprintf(b.out, "  MinIO %s serving at %s (data in %s)\n", o.MinioBin, m.endpoint, m.dir)
+	fmt.Fprintf(b.out, "  MinIO %s serving at %s\n", o.MinioBin, m.Endpoint)
 	if _, err := m.client.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(minioBucket)}); err != nil {
 		return fmt.Errorf("creating bucket %s: %w", minioBucket, err)
 	}
@@ -175,7 +99,7 @@ func (b *bench) minioRuns(ctx context.Context) error {
 	}
 	for _, sp := range o.Spreads {
 		p.Spread = sp
-		batch, err := b.genBatch(p, 1)
+		batch, err := b.genBatch(p, 1, "")
 		if err != nil {
 			return err
 		}
@@ -201,15 +125,16 @@ func (b *bench) minioRuns(ctx context.Context) error {
 		if err := m.upload(ctx, src, load); err != nil {
 			return err
 		}
-		full := run(&scenario{ID: "g-minio-full-load-" + sp, Title: fmt.Sprintf("full load of %s rows (for %s)", count(o.MinioRows), sp), Tool: "icemerge", Storage: "minio", Rows: o.MinioRows, Changes: o.MinioRows})
+		g := "g-minio-" + sp
+		full := run(&scenario{ID: g + "-full-load/icemerge", Group: g + "-full-load", Title: fmt.Sprintf("full load of %s rows (for %s)", count(o.MinioRows), sp), Tool: "icemerge", Storage: "minio", Rows: o.MinioRows, Changes: o.MinioRows})
 		if !full.ok() {
 			return fmt.Errorf("the full load on MinIO failed: %s", firstLine(full.Stderr))
 		}
 		if err := m.upload(ctx, src, batch); err != nil {
 			return err
 		}
-		run(&scenario{ID: "g-minio-cdc-" + sp, Title: fmt.Sprintf("%s changes into %s rows, %s", count(o.MinioChanges), count(o.MinioRows), sp), Tool: "icemerge", Storage: "minio", Rows: o.MinioRows, Changes: o.MinioChanges, Spread: sp})
-		run(&scenario{ID: "g-minio-noop-" + sp, Title: "run with no new files (no-op), " + sp, Tool: "icemerge", Storage: "minio", Rows: o.MinioRows})
+		run(&scenario{ID: g + "-cdc/icemerge", Group: g + "-cdc", Title: fmt.Sprintf("%s changes into %s rows, %s", count(o.MinioChanges), count(o.MinioRows), sp), Tool: "icemerge", Storage: "minio", Rows: o.MinioRows, Changes: o.MinioChanges, Spread: sp})
+		run(&scenario{ID: g + "-noop/icemerge", Group: g + "-noop", Title: "run with no new files (no-op), " + sp, Tool: "icemerge", Storage: "minio", Rows: o.MinioRows})
 	}
 	return nil
 }

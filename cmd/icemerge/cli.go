@@ -5,15 +5,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
+	"net/http"
 	"os"
+	"path/filepath"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/alecthomas/kong"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/icemerge/icemerge"
+	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/source"
 )
 
 // Exit codes. Step Functions and cron wrappers tell outcomes apart by them.
@@ -45,7 +53,9 @@ const description = `icemerge applies the change files AWS DMS writes (Parquet) 
 
 Every flag can also be set by the environment variable ICEMERGE_<FLAG> (upper case, dashes as underscores: ICEMERGE_SOURCE, ICEMERGE_ORDER_BY). A flag on the command line wins over the variable.
 
-Exit codes: 0 done (also when nothing was new), 1 failed, 2 bad settings, 3 another run holds the table, 130 cancelled.`
+Exit codes: 0 done (also when nothing was new), 1 failed, 2 bad settings, 3 another run holds the table, 130 cancelled.
+
+icemerge --version (or icemerge version) prints the version and the commit it was built from.`
 
 // globals are the flags of every command.
 type globals struct {
@@ -54,14 +64,17 @@ type globals struct {
 }
 
 // logger makes the command's logger, writing to w.
-func (g globals) logger(w io.Writer) *slog.Logger {
+func (g globals) logger(w io.Writer) *slog.Logger { return g.loggerTo(w, g.json(w)) }
+
+// loggerTo makes the command's logger, writing JSON lines or text to out.
+func (g globals) loggerTo(out io.Writer, jsonLogs bool) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(g.LogLevel))
 	opts := &slog.HandlerOptions{Level: lvl}
-	if g.json(w) {
-		return slog.New(slog.NewJSONHandler(w, opts))
+	if jsonLogs {
+		return slog.New(slog.NewJSONHandler(out, opts))
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	return slog.New(slog.NewTextHandler(out, opts))
 }
 
 // json reports whether logs to w are JSON.
@@ -74,7 +87,8 @@ type grammar struct {
 	globals
 
 	Run      runCmd      `cmd:"" help:"Apply a table's new DMS files to its Iceberg table, or every table of a schema folder."`
-	Show     showCmd     `cmd:"" help:"Print a table's rows, by primary key."`
+	Check    checkCmd    `cmd:"" help:"Try, with a run's settings, each access a run needs (source, warehouse, bookmark, catalog) and name what is missing."`
+	Show     showCmd     `cmd:"" help:"Print a table's rows by primary key: a key lookup (--where), as a table, JSON or CSV."`
 	Maintain maintainCmd `cmd:"" help:"Compact a table, rewrite its manifests, expire old snapshots and remove orphan files."`
 	Status   statusCmd   `cmd:"" help:"Show a table's last snapshot, its bookmark, the files not applied yet and its lag."`
 	Bookmark struct {
@@ -82,7 +96,8 @@ type grammar struct {
 		Reset  bookmarkResetCmd  `cmd:"" help:"Forget every applied file: the next run applies the whole folder again."`
 		Rewind bookmarkRewindCmd `cmd:"" help:"Forget the CDC files named after a time: the next run applies them again."`
 	} `cmd:"" help:"Show, reset or rewind a table's bookmark."`
-	Version versionCmd `cmd:"" help:"Print icemerge's version."`
+	Version    versionCmd    `cmd:"" help:"Print icemerge's version and commit."`
+	Completion completionCmd `cmd:"" help:"Print a shell completion script: bash, zsh or fish."`
 }
 
 // app is what a command runs with.
@@ -92,6 +107,15 @@ type app struct {
 	stdout, stderr io.Writer
 	globals        globals
 	log            *slog.Logger
+	// logs is the log's output, which progress bars take over while they
+	// are drawn (nil: the log writes to stderr itself).
+	logs *switchWriter
+	// progress is the run's display, once a run opened it.
+	progress progress
+	// missingCatalog is the SQLite catalog a command looked for and did
+	// not find.
+	missingCatalog string
+	common         *icemerge.Common // the command's settings, once completed
 }
 
 // exited is kong asking to exit (after --help or --version).
@@ -106,9 +130,10 @@ func newParser(g *grammar, env func(string) (string, bool), stdout, stderr io.Wr
 		kong.Exit(func(code int) { panic(exited{code}) }),
 		kong.ShortUsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true, WrapUpperBound: 100}),
+		kong.ValueFormatter(helpValue),
+		kong.Help(helpPrinter),
 		kong.DefaultEnvars("ICEMERGE"),
 		kong.Resolvers(envResolver(env)),
-		kong.Vars{"version": version()},
 	)
 }
 
@@ -153,6 +178,10 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		return exitUsage
 	case args[0] == "help":
 		args = append(args[1:], "--help")
+	case slices.Contains(args, "--version") || slices.Contains(args, "-version"):
+		// Not a flag of the grammar: the Lambda event takes the run's flags.
+		fmt.Fprintf(stdout, "icemerge %s\n", version())
+		return exitOK
 	}
 	kctx, err := parser.Parse(doubleDash(parser, args))
 	if err != nil {
@@ -165,8 +194,11 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		}
 		return exitUsage
 	}
-	a := &app{ctx: ctx, env: env, stdout: stdout, stderr: stderr, globals: g.globals, log: g.globals.logger(stderr)}
+	logs := newSwitchWriter(stderr)
+	a := &app{ctx: ctx, env: env, stdout: stdout, stderr: stderr, globals: g.globals, logs: logs,
+		log: g.globals.loggerTo(logs, g.globals.json(stderr))}
 	err = kctx.Run(a)
+	a.endProgress()
 	class := icemerge.Classify(ctx, err)
 	switch class {
 	case icemerge.OK:
@@ -174,8 +206,14 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		fmt.Fprintln(stderr, "icemerge: cancelled; nothing partial was committed")
 	default:
 		fmt.Fprintf(stderr, "icemerge: %v\n", err)
-		if class == icemerge.BadInput {
+		switch {
+		case class == icemerge.BadInput:
 			fmt.Fprintf(stderr, "icemerge: to skip bad files and apply the rest, rerun with --on-bad-file quarantine (they are recorded in the bookmark)\n")
+		case a.missingCatalog != "":
+			fmt.Fprintf(stderr, "icemerge: there is no catalog at %s: the first run under the warehouse %s creates it; pass the --warehouse (or --catalog-uri) of the runs that created the table\n",
+				a.missingCatalog, strings.TrimPrefix(a.warehouse(), "file://"))
+		case errors.Is(err, bookmark.ErrMismatch):
+			fmt.Fprintf(stderr, "icemerge: if the table lives in another catalog, pass that catalog (--catalog, --catalog-uri) instead of resetting; a run never creates a second table where one exists\n")
 		}
 	}
 	return exitCode(class)
@@ -209,7 +247,17 @@ func doubleDash(k *kong.Kong, args []string) []string {
 
 // complete fills the settings derived from others and the environment.
 func (a *app) complete(c *icemerge.Common) error {
-	return c.Complete(a.env)
+	err := c.Complete(a.env)
+	a.common = c
+	return err
+}
+
+// warehouse is the command's warehouse, for messages.
+func (a *app) warehouse() string {
+	if a.common == nil {
+		return ""
+	}
+	return a.common.Warehouse
 }
 
 // open opens the environment of a command on c's tables.
@@ -217,28 +265,78 @@ func (a *app) open(c *icemerge.Common, src string) (context.Context, *icemerge.E
 	if err := a.complete(c); err != nil {
 		return a.ctx, nil, err
 	}
-	ctx, env, err := icemerge.Open(a.ctx, *c, src, nil, a.log)
-	if err != nil {
-		return ctx, nil, err
+	var awsCfg *aws.Config
+	if c.NeedsAWS(src) {
+		// The bytes of source files downloaded from S3 are counted as they
+		// arrive, for the progress of the first large file.
+		var err error
+		awsCfg, err = icemerge.LoadAWS(a.ctx, icemerge.AWSOptions{Wrap: func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt} }})
+		if err != nil {
+			return a.ctx, nil, err
+		}
 	}
-	if !a.globals.json(a.stderr) {
-		env.Progress = progressOn(a.stderr)
+	return icemerge.Open(a.ctx, *c, src, awsCfg, a.log)
+}
+
+// startProgress gives the run's environment its display: bars on a
+// terminal with text logs, else progress log lines.
+func (a *app) startProgress(env *icemerge.Env) {
+	a.progress = newProgress(a.stderr, isTerminal(a.stderr), a.globals.json(a.stderr), a.logs, a.log)
+	env.Progress = a.progress
+}
+
+// endProgress ends the run's display, before its results are printed.
+func (a *app) endProgress() {
+	if a.progress != nil {
+		a.progress.Close()
 	}
-	return ctx, env, nil
 }
 
 // deps opens the environment of a command on one table.
+// A command that only reads never creates the SQLite catalog: where its
+// file is missing it reads an empty one of its own, and an error says
+// where the catalog was looked for.
 func (a *app) deps(c *icemerge.Common, src string) (context.Context, icemerge.Deps, func(), error) {
+	if err := a.complete(c); err != nil {
+		return a.ctx, icemerge.Deps{}, nil, err
+	}
+	var tmp string
+	if path, ok := sqliteFile(*c); ok {
+		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
+			var err error
+			if tmp, err = os.MkdirTemp("", "icemerge-no-catalog-"); err != nil {
+				return a.ctx, icemerge.Deps{}, nil, err
+			}
+			a.missingCatalog = path
+			c.CatalogURI = filepath.Join(tmp, "catalog.db")
+		}
+	}
+	release := func() {
+		if tmp != "" {
+			os.RemoveAll(tmp)
+		}
+	}
 	ctx, env, err := a.open(c, src)
 	if err != nil {
+		release()
 		return ctx, icemerge.Deps{}, nil, err
 	}
 	d, err := env.Deps(c.Table, src)
 	if err != nil {
 		env.Close()
+		release()
 		return ctx, d, nil, err
 	}
-	return ctx, d, func() { env.Close() }, nil
+	return ctx, d, func() { env.Close(); release() }, nil
+}
+
+// sqliteFile is the SQLite file of the sql catalog c names, if it is one.
+func sqliteFile(c icemerge.Common) (string, bool) {
+	if c.Catalog != catalog.KindSQL || catalog.IsPostgresURI(c.CatalogURI) {
+		return "", false
+	}
+	l, err := source.ParseLocation(c.CatalogURI)
+	return l.Path, err == nil && !l.S3
 }
 
 // runCmd is `icemerge run`.
@@ -289,8 +387,11 @@ func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, erro
 	}
 	defer env.Close()
 	a.ctx = ctx
+	a.startProgress(env)
+	defer a.endProgress()
 	if o.Table == "" {
 		runs, err := icemerge.RunDatabase(ctx, o, env)
+		a.endProgress()
 		if runs == nil {
 			return nil, err
 		}
@@ -305,7 +406,19 @@ func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, erro
 	if err != nil {
 		return nil, err
 	}
+	if o.DryRun {
+		// A new table's dry run without --key shows the files' columns to
+		// choose the key from.
+		if cols, err := icemerge.PreviewColumns(ctx, o.RunOptions, d); err != nil || cols != nil {
+			a.endProgress()
+			if err == nil {
+				icemerge.WriteSourceColumns(out, cols)
+			}
+			return nil, err
+		}
+	}
 	res, err := icemerge.Run(ctx, o.RunOptions, d)
+	a.endProgress()
 	icemerge.WriteRun(out, o.RunOptions, res)
 	return &report{OK: err == nil, Tables: []icemerge.TableReport{icemerge.TableReportOf(o.Table, res, err)}}, err
 }
@@ -326,7 +439,7 @@ func (c *showCmd) Run(a *app) error {
 		return err
 	}
 	defer rows.Release()
-	return icemerge.WriteRows(a.stdout, rows, c.Limit)
+	return icemerge.WriteRows(a.stdout, rows, c.Format)
 }
 
 // maintainCmd is `icemerge maintain`.
@@ -386,6 +499,7 @@ type bookmarkShowCmd struct {
 	icemerge.TableOptions `embed:""`
 
 	Files bool `help:"List every applied file."`
+	JSON  bool `name:"json" help:"Print the bookmark as JSON."`
 }
 
 func (c *bookmarkShowCmd) Run(a *app) error {
@@ -397,6 +511,9 @@ func (c *bookmarkShowCmd) Run(a *app) error {
 	st, saved, err := icemerge.BookmarkOf(ctx, c.TableOptions, d)
 	if err != nil {
 		return err
+	}
+	if c.JSON {
+		return icemerge.WriteJSON("-", a.stdout, "bookmark", icemerge.BookmarkReportOf(c.Table, d.Bookmark.Location(), st, saved, c.Files))
 	}
 	icemerge.WriteBookmark(a.stdout, c.Table, d.Bookmark.Location(), st, saved, c.Files)
 	return nil
@@ -440,6 +557,33 @@ func (c *bookmarkRewindCmd) Run(a *app) error {
 	return nil
 }
 
+// checkCmd is `icemerge check`.
+type checkCmd struct {
+	icemerge.RunOptions `embed:""`
+
+	JSON bool `name:"json" help:"Print the checks as JSON."`
+}
+
+func (c *checkCmd) Run(a *app) error {
+	ctx, env, err := a.open(&c.Common, c.Source)
+	if err != nil {
+		return err
+	}
+	defer env.Close()
+	res, err := icemerge.Check(ctx, c.RunOptions, env)
+	if res == nil {
+		return err
+	}
+	if c.JSON {
+		if jerr := icemerge.WriteJSON("-", a.stdout, "checks", res); jerr != nil {
+			return errors.Join(err, jerr)
+		}
+	} else {
+		icemerge.WriteCheck(a.stdout, c.Table, res)
+	}
+	return err
+}
+
 // versionCmd is `icemerge version`.
 type versionCmd struct{}
 
@@ -448,6 +592,10 @@ func (versionCmd) Run(a *app) error {
 	return nil
 }
 
+// commit is the commit icemerge was built from, set by the Makefile
+// (-ldflags -X main.commit=…) where the build has no VCS stamp.
+var commit string
+
 // version is the module's version and the commit it was built from.
 func version() string {
 	bi, ok := debug.ReadBuildInfo()
@@ -455,7 +603,7 @@ func version() string {
 		return "(unknown)"
 	}
 	v := bi.Main.Version
-	var rev, dirty string
+	rev, dirty := commit, ""
 	for _, s := range bi.Settings {
 		switch s.Key {
 		case "vcs.revision":
@@ -466,8 +614,11 @@ func version() string {
 			}
 		}
 	}
-	if len(rev) > 12 {
-		rev = rev[:12]
+	if hash, rest, _ := strings.Cut(rev, "+"); len(hash) > 12 {
+		rev = hash[:12]
+		if rest != "" {
+			rev += "+" + rest
+		}
 	}
 	if rev != "" {
 		v += " (" + rev + dirty + ")"

@@ -656,8 +656,8 @@ func TestDatabaseConfigErrors(t *testing.T) {
 		code := cli(context.Background(), []string{"run", "--source", filepath.Join(dir, "db2"), "--config", cfg,
 			"--warehouse", "file://" + filepath.Join(dir, "wh2"), "--catalog-uri", filepath.Join(dir, "c2.db")},
 			func(string) (string, bool) { return "", false }, &out, &errOut)
-		if code != exitFailed || !strings.Contains(out.String()+errOut.String(), "nope") {
-			t.Errorf("bad partition spec: exit %d, stdout %q, stderr %q; want exit 1 naming the column", code, out.String(), errOut.String())
+		if code != exitUsage || !strings.Contains(out.String()+errOut.String(), "nope") {
+			t.Errorf("bad partition spec: exit %d, stdout %q, stderr %q; want exit 2 (a setting) naming the column", code, out.String(), errOut.String())
 		}
 		if _, err := os.Stat(filepath.Join(dir, "wh2", "db2.db", "users")); err == nil {
 			t.Error("the table was created despite its bad partition spec")
@@ -749,4 +749,44 @@ func TestConcurrentCLIRunsOnPostgres(t *testing.T) {
 	if len(rows) != 5 || rows[4] != nil || rows[1]["email"] != "update-user0@example.com" {
 		t.Errorf("rows %v: want users 1 (updated), 2, 3, 5, 6", rows)
 	}
+}
+
+// A table name is checked before any use: a name that climbs out of the
+// bookmark folder is a usage error for every command, and writes nothing
+// outside it.
+func TestTraversalTableNames(t *testing.T) {
+	w := newWorld(t)
+	w.fixture("LOAD00000001.parquet", "LOAD00000001.parquet")
+	before := listTree(t, w.dir)
+	for _, name := range []string{"x.../../ns.other", "x.../../../../tmp/target_dir", "a.b c", "ns.t*", "a.b.c"} {
+		for _, args := range [][]string{
+			{"run", "--source", w.src, "--key", "user_id", "--table", name},
+			{"bookmark", "reset", "--table", name},
+			{"bookmark", "rewind", "--to", "20240814-000000000", "--table", name},
+			{"status", "--source", w.src, "--table", name},
+		} {
+			if code, _, stderr := w.run(args...); code != exitUsage || !strings.Contains(stderr, "--table") {
+				t.Errorf("%v: exit %d (%s), want %d naming --table", args, code, stderr, exitUsage)
+			}
+		}
+	}
+	if after := listTree(t, w.dir); !slices.Equal(before, after) {
+		t.Errorf("files appeared: %q, were %q", after, before)
+	}
+}
+
+// listTree lists the files under dir.
+func listTree(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err == nil && !d.IsDir() {
+			out = append(out, p)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

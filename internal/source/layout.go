@@ -237,6 +237,10 @@ func yearFirstFolder(name string) bool {
 	return true
 }
 
+// DateFolder reports whether a folder name (one segment) can be the first
+// date folder of a DMS layout: 2024, 08, 31, 2024-08-14, 31072024…
+func DateFolder(name string) bool { return len(readDateFolders([]string{name})) > 0 }
+
 // splitFolders splits a folder path "a/b/" into its segments.
 func splitFolders(dir string) []string {
 	dir = strings.TrimSuffix(dir, "/")

@@ -64,6 +64,7 @@ var _ Source = (*Dir)(nil)
 func (s *Dir) String() string { return s.Root }
 
 func (s *Dir) List(ctx context.Context, startAfter string, fn func(Object) error) error {
+	var fnErr error // the callback's own error, passed on as it is
 	err := filepath.WalkDir(s.Root, func(p string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -86,8 +87,12 @@ func (s *Dir) List(ctx context.Context, startAfter string, fn func(Object) error
 		if key <= startAfter {
 			return nil
 		}
-		return fn(Object{Key: key, Size: info.Size(), ModTime: info.ModTime()})
+		fnErr = fn(Object{Key: key, Size: info.Size(), ModTime: info.ModTime()})
+		return fnErr
 	})
+	if fnErr != nil {
+		return fnErr
+	}
 	if err != nil {
 		return fmt.Errorf("listing source %s: %w (check --source)", s.Root, err)
 	}

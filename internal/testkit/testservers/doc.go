@@ -2,7 +2,8 @@
 // talk to — MinIO for S3, moto for Glue and a MariaDB with its binary log
 // on — and injects faults between the AWS SDK and them. It owns those
 // processes and nothing else: it must not be imported by non-test code,
-// and it knows nothing of tables or bookmarks.
+// except by the bench (cmd/icemerge-bench) through [StartMinIO], and it
+// knows nothing of tables or bookmarks.
 //
 // # Servers
 //

@@ -94,8 +94,36 @@ func startMinIO() (*S3, error) {
 	if err != nil {
 		return nil, err
 	}
+	s, _, err := launchMinIO(bin)
+	return s, err
+}
+
+// StartMinIO starts a MinIO server of the caller's own, for a program that
+// is not a test (the bench, cmd/icemerge-bench): bin is the MinIO binary,
+// "" to look for it where [MinIO] does. It is not the server [MinIO]
+// shares between tests; stop ends it (SIGTERM, then SIGKILL after 10 s)
+// and removes its directory. Like every server here it runs in its own
+// process group on a free 127.0.0.1 port and dies with the process that
+// started it.
+func StartMinIO(bin string) (s *S3, stop func(), err error) {
+	if bin == "" {
+		if bin, err = minioBinary(); err != nil {
+			return nil, nil, err
+		}
+	} else if _, err := os.Stat(bin); err != nil {
+		return nil, nil, &startError{msg: fmt.Sprintf("MinIO not found at %s: run `make minio`, which builds it into ./bin", bin)}
+	}
+	s, p, err := launchMinIO(bin)
+	if err != nil {
+		return nil, nil, err
+	}
+	return s, p.abandon, nil
+}
+
+// launchMinIO starts MinIO from bin and waits until it serves S3 calls.
+func launchMinIO(bin string) (*S3, *process, error) {
 	var s *S3
-	_, took, err := startWithRetry("MinIO", func() (*process, error) {
+	p, took, err := startWithRetry("MinIO", func() (*process, error) {
 		ports, err := freePorts(2)
 		if err != nil {
 			return nil, err
@@ -133,10 +161,10 @@ func startMinIO() (*S3, error) {
 		return p, nil
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	s.startup = took
-	return s, nil
+	return s, p, nil
 }
 
 // waitS3 polls a signed ListBuckets until MinIO serves S3 requests, the

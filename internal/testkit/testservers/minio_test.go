@@ -2,8 +2,12 @@ package testservers
 
 import (
 	"context"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -107,5 +111,64 @@ func TestBucketName(t *testing.T) {
 	}
 	if a, b := bucketName("T"), bucketName("T"); a == b {
 		t.Errorf("bucketName gave %q twice", a)
+	}
+}
+
+// TestStartMinIOIsItsOwn: the bench's entry point starts a MinIO apart
+// from the one tests share, serving S3 calls, and its stop ends it and
+// removes its directory.
+func TestStartMinIOIsItsOwn(t *testing.T) {
+	shared := MinIO(t) // skips (or fails in CI) when there is no MinIO
+	if _, _, err := StartMinIO(filepath.Join(t.TempDir(), "no-minio")); err == nil || !strings.Contains(err.Error(), "no-minio") {
+		t.Errorf("StartMinIO of a missing binary: %v, want an error naming it", err)
+	}
+	s, stop, err := StartMinIO("")
+	if err != nil {
+		t.Fatalf("StartMinIO: %v", err)
+	}
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
+	procMu.Lock()
+	p := procs[len(procs)-1]
+	procMu.Unlock()
+	if s.Endpoint == shared.Endpoint {
+		t.Fatalf("StartMinIO gave the shared server %s", s.Endpoint)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	cfg, err := LoadConfig(ctx, s.Env(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := s3.NewFromConfig(cfg, func(o *s3.Options) { o.RetryMaxAttempts = 1 })
+	if _, err := own.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("bench-own")}); err != nil {
+		t.Fatalf("CreateBucket on %s: %v", s.Endpoint, err)
+	}
+	out, err := s3.NewFromConfig(shared.Config(t, nil)).ListBuckets(ctx, &s3.ListBucketsInput{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range out.Buckets {
+		if aws.ToString(b.Name) == "bench-own" {
+			t.Fatal("the bucket made on StartMinIO's server is on the shared server too")
+		}
+	}
+
+	stop()
+	stopped = true
+	if _, err := own.ListBuckets(ctx, &s3.ListBucketsInput{}); err == nil {
+		t.Errorf("MinIO at %s still answers after stop", s.Endpoint)
+	}
+	if _, err := os.Stat(p.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("its directory %s is still there after stop (%v)", p.dir, err)
+	}
+	procMu.Lock()
+	defer procMu.Unlock()
+	if slices.Contains(procs, p) {
+		t.Error("a stopped server is still among those Main stops")
 	}
 }

@@ -1,4 +1,7 @@
-package main
+// Package naive is the merge as one would first write it with iceberg-go:
+// the baseline the bench (cmd/icemerge-bench) compares icemerge with. It is
+// bench scaffolding, not product code.
+package naive
 
 import (
 	"context"
@@ -28,8 +31,8 @@ import (
 	_ "modernc.org/sqlite" // the SQLite driver of icemerge's sql catalog
 )
 
-// naiveReport is what `icemerge-bench naive -report` writes.
-type naiveReport struct {
+// Report is what `icemerge-bench naive -report` writes.
+type Report struct {
 	Files     int                `json:"files"`
 	RowsRead  int                `json:"rows_read"`
 	BytesRead int64              `json:"bytes_read"` // the CDC files only: iceberg-go's own table reads are not counted
@@ -39,13 +42,13 @@ type naiveReport struct {
 	Durations map[string]float64 `json:"durations"`
 }
 
-// naiveMain is `icemerge-bench naive`: the merge as one would first write
+// Main is `icemerge-bench naive`: the merge as one would first write
 // it with iceberg-go, to compare icemerge with. It reads every CDC file of
 // the folder (LOAD files are the table already), keeps the latest change
 // per key by updated_at (ties: the later row), then in one transaction
 // deletes every changed key with Transaction.Delete and an In filter, and
 // appends the I/U winners. No bookmark, no lock, no stale-change check.
-func naiveMain(ctx context.Context, args []string) error {
+func Main(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("icemerge-bench naive", flag.ContinueOnError)
 	var (
 		source, tableName, key, orderBy, warehouse, catalogURI, report string
@@ -63,7 +66,7 @@ func naiveMain(ctx context.Context, args []string) error {
 	if source == "" || warehouse == "" {
 		return errors.New("-source and -warehouse are required")
 	}
-	rep := naiveReport{Durations: map[string]float64{}}
+	rep := Report{Durations: map[string]float64{}}
 	start := time.Now()
 	phase := func(name string, t0 time.Time) { rep.Durations[name] = time.Since(t0).Seconds() }
 
@@ -182,7 +185,7 @@ func isLoad(name string) bool {
 }
 
 // naiveRead reads the CDC files of source in name order.
-func naiveRead(ctx context.Context, source string, rep *naiveReport) ([]arrow.RecordBatch, error) {
+func naiveRead(ctx context.Context, source string, rep *Report) ([]arrow.RecordBatch, error) {
 	var paths []string
 	err := filepath.WalkDir(source, func(p string, d fs.DirEntry, err error) error {
 		if err == nil && d.Type().IsRegular() && strings.HasSuffix(p, ".parquet") && !isLoad(p) {
