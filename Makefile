@@ -89,6 +89,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(or $(FUZZTIME),10000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
 	$(GO) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/testkit/binlog/
+	$(GO) test -run '^$$' -fuzz '^FuzzSchemaChange$$' -fuzztime $(or $(FUZZTIME),50x) -fuzzminimizetime $(FUZZMINIMIZETIME) .
 
 # The benchmark, kept out of make test (cmd/icemerge-bench/README.md): generates
 # DMS-shaped files at scale (GZIP, parquet-1-0, 10,000-row row groups, CDC files

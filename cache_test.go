@@ -16,11 +16,11 @@ type openCountingSource struct {
 	opens map[string]int
 }
 
-func (c *openCountingSource) Open(ctx context.Context, key string) (source.Reader, error) {
+func (c *openCountingSource) Open(ctx context.Context, key string, pin source.Version) (source.Reader, error) {
 	c.mu.Lock()
 	c.opens[key]++
 	c.mu.Unlock()
-	return c.Source.Open(ctx, key)
+	return c.Source.Open(ctx, key, pin)
 }
 
 // With --source-cache large enough, a run reads each object once (one GET

@@ -149,7 +149,7 @@ func (c *checker) source(ctx context.Context) {
 		c.skip("source reading", loc.String(), readNeeds, "no DMS Parquet file to read yet")
 		return
 	}
-	r, err := src.Open(ctx, first)
+	r, err := src.Open(ctx, first, source.Version{})
 	if err != nil {
 		c.fail("source reading", loc.Join(first).String(), readNeeds, err)
 		return
@@ -304,6 +304,10 @@ func (c *checker) catalog(ctx context.Context) {
 	if c.o.Catalog != catalog.KindGlue {
 		target := "the sql catalog " + catalog.RedactURI(c.o.CatalogURI)
 		needs := "read and write on the catalog database"
+		if c.o.Catalog == catalog.KindS3Tables {
+			target = "the S3 Tables table bucket " + c.o.TableBucketARN
+			needs = "s3tables:GetTableMetadataLocation (and GetNamespace, CreateNamespace, CreateTable, UpdateTableMetadataLocation, GetTableData, PutTableData)"
+		}
 		switch {
 		case loadErr != nil:
 			c.fail("catalog access", target, needs, loadErr)

@@ -65,8 +65,9 @@ var (
 type Source interface {
 	// List calls fn for every object whose key sorts after startAfter.
 	List(ctx context.Context, startAfter string, fn func(source.Object) error) error
-	// Open opens one listed object for reading.
-	Open(ctx context.Context, key string) (source.Reader, error)
+	// Open opens one listed object for reading, pinned to a version (the
+	// zero Version: any); see source.Source.
+	Open(ctx context.Context, key string, pin source.Version) (source.Reader, error)
 	// String names the folder in messages.
 	String() string
 }
@@ -162,14 +163,14 @@ type sourceCounter interface {
 	Source(table string, s Source) Source
 }
 
-// needsAWS reports whether any setting points at S3 or Glue.
+// needsAWS reports whether any setting points at S3, Glue or S3 Tables.
 func (c Common) needsAWS(src string) bool {
 	for _, u := range []string{c.Warehouse, c.Bookmark, src} {
 		if l, err := source.ParseLocation(u); err == nil && l.S3 {
 			return true
 		}
 	}
-	return c.Catalog == catalog.KindGlue
+	return c.Catalog == catalog.KindGlue || c.Catalog == catalog.KindS3Tables
 }
 
 // Open opens the catalog and the bookmark stores c names, for commands
@@ -200,11 +201,18 @@ func Open(ctx context.Context, c Common, src string, awsCfg *aws.Config, log *sl
 		props[iceio.S3Region] = awsCfg.Region
 	}
 
-	wh, err := source.ParseLocation(c.Warehouse)
-	if err != nil {
-		return ctx, nil, usage(fmt.Errorf("--warehouse: %w", err))
+	catCfg := catalog.Config{Kind: c.Catalog, Props: props, AWS: awsCfg}
+	if c.Catalog == catalog.KindS3Tables {
+		// The table bucket places each table: there is no warehouse.
+		catCfg.TableBucketARN = c.TableBucketARN
+	} else {
+		wh, err := source.ParseLocation(c.Warehouse)
+		if err != nil {
+			return ctx, nil, usage(fmt.Errorf("--warehouse: %w", err))
+		}
+		catCfg.Warehouse = wh.String()
 	}
-	catCfg := catalog.Config{Kind: c.Catalog, Warehouse: wh.String(), Props: props, AWS: awsCfg}
+	var err error
 	if c.Catalog == catalog.KindSQL && catalog.IsPostgresURI(c.CatalogURI) {
 		catCfg.URI = c.CatalogURI
 	} else if c.Catalog == catalog.KindSQL {

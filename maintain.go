@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/icemerge/icemerge/catalog"
@@ -23,6 +24,9 @@ type MaintainResult struct {
 	// The settings the steps ran with, for their messages.
 	ExpireOlderThan, OrphanOlderThan time.Duration
 	RetainLast                       int
+	// Declined are the steps asked for and not run, with the reason: those
+	// the catalog does itself (S3 Tables) without --force-managed.
+	Declined map[string]string
 }
 
 // Maintain is `icemerge maintain`: it takes the table's run lock (a run and
@@ -72,10 +76,26 @@ func maintainLocked(ctx context.Context, o MaintainOptions, d Deps, tbl *catalog
 		return res, fmt.Errorf("the catalog of %s cannot maintain tables (this is a bug)", o.Table)
 	}
 	log := d.Log.With("table", o.Table)
+	if res.Declined = declinedSteps(d.Catalog, o); len(res.Declined) > 0 {
+		for _, step := range AllSteps {
+			if why, ok := res.Declined[step]; ok {
+				log.Warn("maintenance step declined", "step", step, "reason", why)
+			}
+		}
+		if len(res.Declined) == len(slices.Compact(slices.Sorted(slices.Values(o.Steps)))) {
+			var why []string
+			for _, step := range AllSteps {
+				if r, ok := res.Declined[step]; ok {
+					why = append(why, step+": "+r)
+				}
+			}
+			return res, usage(fmt.Errorf("maintenance of %s: every step asked for is declined: %s", o.Table, strings.Join(why, "; ")))
+		}
+	}
 	began := time.Now()
 	defer func() { res.Time["total"] = time.Since(began) }()
 	for _, step := range AllSteps {
-		if !slices.Contains(o.Steps, step) {
+		if _, declined := res.Declined[step]; declined || !slices.Contains(o.Steps, step) {
 			continue
 		}
 		start := time.Now()
@@ -116,6 +136,38 @@ func maintainLocked(ctx context.Context, o MaintainOptions, d Deps, tbl *catalog
 		res.Time[step] = time.Since(start)
 	}
 	return res, nil
+}
+
+// managedCatalog is a catalog that may maintain its tables itself:
+// *catalog.Catalog, which knows whether it is S3 Tables. An optional
+// ability, checked with a type assertion.
+type managedCatalog interface {
+	Managed() bool
+}
+
+var _ managedCatalog = (*catalog.Catalog)(nil)
+
+// declinedSteps are the steps of o that maintenance leaves to a catalog
+// that maintains its tables itself, with the reason for each. S3 Tables
+// compacts, expires snapshots and removes unreferenced files on its own:
+// compaction and expiry by icemerge would only compete with it (and make
+// the next run re-plan), unless --force-managed; orphan removal cannot work
+// at all, since a table bucket's storage allows neither listing nor delete.
+func declinedSteps(cat Catalog, o MaintainOptions) map[string]string {
+	m, ok := cat.(managedCatalog)
+	if !ok || !m.Managed() {
+		return nil
+	}
+	out := map[string]string{}
+	for _, step := range o.Steps {
+		switch {
+		case step == StepOrphans:
+			out[step] = "the catalog removes unreferenced files itself, and its storage allows no listing or delete"
+		case (step == StepCompact || step == StepExpire) && !o.ForceManaged:
+			out[step] = "the catalog does this itself; pass --force-managed to run it anyway"
+		}
+	}
+	return out
 }
 
 // due reports whether the table's file counts reach a threshold of the

@@ -25,7 +25,7 @@ import (
 // Common are the settings every command on a table shares.
 type Common struct {
 	Table      string `help:"The Iceberg table, NAMESPACE.NAME in lower case (e.g. test_db.users)." placeholder:"NS.NAME"`
-	Catalog    string `help:"The catalog: sql (a SQLite file or a PostgreSQL database, see --catalog-uri) or glue (the AWS Glue Data Catalog)." default:"sql" placeholder:"KIND"`
+	Catalog    string `help:"The catalog: sql (a SQLite file or a PostgreSQL database, see --catalog-uri), glue (the AWS Glue Data Catalog) or s3tables (an Amazon S3 Tables table bucket, see --table-bucket-arn)." default:"sql" placeholder:"KIND"`
 	CatalogURI string `name:"catalog-uri" help:"The sql catalog's database: a SQLite file, or postgres://USER@HOST:5432/DATABASE (default: <warehouse>/_icemerge/catalog.db for a local warehouse; required with an s3:// one)." placeholder:"URI"`
 	Warehouse  string `help:"Where new tables are created: a path, file:// or s3:// (default: file://<current folder>/warehouse). Every command given the same warehouse finds the same catalog and bookmarks." placeholder:"URI"`
 	Bookmark   string `help:"The folder of the bookmarks and run locks: a path, file:// or s3:// (default: <warehouse>/_icemerge)." placeholder:"URI"`
@@ -34,6 +34,10 @@ type Common struct {
 	// Complete: a custom endpoint (MinIO) also switches S3 to path-style
 	// addressing.
 	S3Endpoint string `kong:"-" json:"-"`
+
+	// TableBucketARN is the Amazon S3 Tables table bucket of --catalog
+	// s3tables, which places each table itself (no --warehouse).
+	TableBucketARN string `name:"table-bucket-arn" help:"--catalog s3tables: the table bucket, arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME (S3 Tables places the tables: no --warehouse; --bookmark is required)." placeholder:"ARN"`
 }
 
 // DefaultCatalogFile is where the sql catalog's SQLite file is by default,
@@ -53,6 +57,11 @@ func (c *Common) Complete(env func(string) (string, bool)) error {
 		c.S3Endpoint = v
 	} else if v, ok := env("AWS_ENDPOINT_URL"); ok {
 		c.S3Endpoint = v
+	}
+	if c.Catalog == catalog.KindS3Tables {
+		// S3 Tables places each table; the bookmarks need a folder of
+		// their own, which validate asks for rather than guess.
+		return nil
 	}
 	if c.Warehouse == "" {
 		wd, err := os.Getwd()
@@ -79,7 +88,8 @@ func (c *Common) Complete(env func(string) (string, bool)) error {
 }
 
 // NeedsAWS reports whether the settings, with the folder src ("" for
-// none), point at S3 or Glue: the commands then load an AWS configuration.
+// none), point at S3, Glue or S3 Tables: the commands then load an AWS
+// configuration.
 func (c Common) NeedsAWS(src string) bool { return c.needsAWS(src) }
 
 // validate checks the common settings, with --table optional unless
@@ -103,8 +113,13 @@ func (c Common) validate(needTable bool) error {
 	}
 	switch c.Catalog {
 	case catalog.KindSQL, catalog.KindGlue:
+		if c.TableBucketARN != "" {
+			errs = append(errs, fmt.Errorf("--table-bucket-arn is for --catalog s3tables, not %s: drop it", c.Catalog))
+		}
+	case catalog.KindS3Tables:
+		errs = append(errs, c.validateS3Tables()...)
 	default:
-		errs = append(errs, fmt.Errorf("--catalog %q: use sql or glue", c.Catalog))
+		errs = append(errs, fmt.Errorf("--catalog %q: use sql, glue or s3tables", c.Catalog))
 	}
 	for _, l := range []struct{ flag, uri string }{{"--warehouse", c.Warehouse}, {"--bookmark", c.Bookmark}} {
 		if l.uri == "" {
@@ -126,6 +141,26 @@ func (c Common) validate(needTable bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// validateS3Tables checks the settings of --catalog s3tables: the table
+// bucket's ARN, no --warehouse (S3 Tables chooses each table's location),
+// and a --bookmark given, since no default can be derived: a table
+// bucket's storage holds only its tables' own files.
+func (c Common) validateS3Tables() []error {
+	var errs []error
+	if c.TableBucketARN == "" {
+		errs = append(errs, errors.New("--table-bucket-arn is required with --catalog s3tables: arn:aws:s3tables:REGION:ACCOUNT:bucket/NAME (aws s3tables list-table-buckets shows them)"))
+	} else if _, _, err := catalog.ParseTableBucketARN(c.TableBucketARN); err != nil {
+		errs = append(errs, fmt.Errorf("--table-bucket-arn: %w", err))
+	}
+	if c.Warehouse != "" {
+		errs = append(errs, fmt.Errorf("--warehouse %s does not apply to --catalog s3tables: S3 Tables chooses each table's location; drop it (and ICEMERGE_WAREHOUSE)", c.Warehouse))
+	}
+	if c.Bookmark == "" {
+		errs = append(errs, errors.New("--bookmark is required with --catalog s3tables: an S3 prefix (s3://BUCKET/icemerge) or a local folder for the bookmarks and run locks; a table bucket holds only its tables' files"))
+	}
+	return errs
 }
 
 // minLockTTL is the shortest run lock lease accepted.
@@ -297,6 +332,10 @@ func (o RunOptions) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: use %s", c.flag, c.v))
 		}
 	}
+	if o.Catalog == catalog.KindS3Tables && (o.CompactWhenDeletes > 0 || o.CompactWhenFiles > 0) {
+		errs = append(errs, errors.New("--compact-when-deletes and --compact-when-files do not apply to --catalog s3tables: S3 Tables compacts its tables itself "+
+			"(icemerge maintain --only compact --force-managed compacts one anyway)"))
+	}
 	return usage(errors.Join(errs...))
 }
 
@@ -379,6 +418,9 @@ type MaintainOptions struct {
 	OrphanOlderThan Days          `help:"orphans: delete unreferenced files only when older than this (at least 1h)." default:"3d" placeholder:"AGE"`
 	Wait            time.Duration `help:"Wait this long for a run of the table to finish (0: exit 3 at once)." default:"0s"`
 	LockTTL         time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while maintaining." default:"60s"`
+	// ForceManaged runs compaction and expiry on a table whose catalog
+	// maintains it itself (S3 Tables); orphan removal stays refused.
+	ForceManaged bool `help:"Run compact and expire on a table its catalog maintains itself (S3 Tables), which they are otherwise declined on; orphans is always declined there (S3 Tables storage allows no listing or delete)."`
 }
 
 // NewMaintainOptions are the defaults of a maintenance.

@@ -3,6 +3,7 @@ package icemerge
 import (
 	"context"
 	"errors"
+	"fmt"
 	"iter"
 	"log/slog"
 	"slices"
@@ -29,11 +30,13 @@ const readWorkers = 2
 // object in source order is the one a failing run names.
 // Files whose decoded rows fit in cache bytes (in all) are kept whole, so
 // writing their winners need not read them again; the others keep only the
-// keep columns.
-func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.Options, cache int64, bad *badFiles, progress func(done int)) ([]*merge.File, error) {
+// keep columns. Each object is read as listed (pinned to its listing's
+// version) and pins records the version read, by key, for the second read.
+func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.Options, cache int64, bad *badFiles, pins map[string]source.Version, progress func(done int)) ([]*merge.File, error) {
 	keep := append(slices.Clone(mo.Keys), mo.OrderBy...)
 	type result struct {
 		f   *merge.File
+		v   source.Version
 		err error
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -50,7 +53,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f, err := readFile(ctx, src, objs[i].Key, mo)
+				f, v, err := readFile(ctx, src, objs[i].Key, objs[i].Listed(), mo)
 				if err == nil {
 					sz := int64(0)
 					for _, r := range f.Records {
@@ -61,7 +64,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 						f.Project(keep)
 					}
 				}
-				results[i] <- result{f, err}
+				results[i] <- result{f, v, err}
 			}
 		}()
 	}
@@ -89,6 +92,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 			continue
 		}
 		files = append(files, r.f)
+		pins[o.Key] = r.v
 		progress(i + 1)
 	}
 	// Free what the workers read after a failure.
@@ -106,23 +110,36 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 	return files, failed
 }
 
-// readFile reads one source object; the before images of its key columns
-// (DMS's add-before-image-columns) are set apart from its columns.
-func readFile(ctx context.Context, src Source, key string, mo merge.Options) (*merge.File, error) {
-	r, err := src.Open(ctx, key)
+// readFile reads one source object, pinned to a version, and returns the
+// version read. The before images of its key columns (DMS's
+// add-before-image-columns) are set apart from its columns.
+func readFile(ctx context.Context, src Source, key string, pin source.Version, mo merge.Options) (*merge.File, source.Version, error) {
+	r, err := src.Open(ctx, key, pin)
 	if err != nil {
-		return nil, err
+		return nil, source.Version{}, err
 	}
 	defer r.Close()
 	f, err := merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
 	if err != nil {
-		return nil, err
+		return nil, source.Version{}, err
 	}
 	if err := f.SplitBeforeImage(mo); err != nil {
 		f.Release()
-		return nil, err
+		return nil, source.Version{}, err
 	}
-	return f, nil
+	return f, r.Version(), nil
+}
+
+// rereadFile reads an object again to write its winners, pinned to the
+// version its first read saw: a rewritten object fails the run (before
+// any commit) rather than mixing two versions' rows in one commit.
+func rereadFile(ctx context.Context, src Source, key string, pins map[string]source.Version, mo merge.Options) (*merge.File, error) {
+	pin, ok := pins[key]
+	if !ok || pin.IsZero() {
+		return nil, fmt.Errorf("reading %s again: the run kept no version of its first read (this is a bug)", key)
+	}
+	f, _, err := readFile(ctx, src, key, pin, mo)
+	return f, err
 }
 
 // recordBytes is the memory of a record's buffers.
@@ -203,11 +220,35 @@ func (b *badFiles) evolve(stored *arrow.Schema, files []*merge.File) ([]*merge.F
 		cur = arrow.NewSchema(nil, nil)
 	}
 	return b.filter(files, func(f *merge.File) error {
-		next, _, err := merge.Evolve(cur, []*merge.File{f})
-		if err == nil {
-			cur = next
+		next, changes, err := merge.Evolve(cur, []*merge.File{f})
+		if err != nil {
+			return err
 		}
-		return err
+		// The names the file adds, checked as the catalog will check them
+		// before committing, so the error names the file.
+		var added []string
+		for _, c := range changes {
+			if c.Add {
+				added = append(added, c.Column)
+			}
+		}
+		if len(added) == 0 {
+			cur = next
+			return nil
+		}
+		var existing []string
+		for _, fld := range cur.Fields() {
+			existing = append(existing, fld.Name)
+		}
+		var ce *catalog.ColumnNameError
+		if err := catalog.CheckNewColumns(existing, added); errors.As(err, &ce) {
+			return &merge.InputError{File: f.Name, Column: ce.Column, Err: fmt.Errorf("%w: %s", merge.ErrColumnName, ce.Reason),
+				Hint: "rename the column at the source or with a DMS transformation rule, or remove the file, then rerun; nothing was committed"}
+		} else if err != nil {
+			return err
+		}
+		cur = next
+		return nil
 	})
 }
 

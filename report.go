@@ -136,6 +136,8 @@ type MaintainReport struct {
 	Orphans   *orphansReport     `json:"orphans,omitempty"`
 	Durations map[string]float64 `json:"durations"`
 	Error     string             `json:"error,omitempty"`
+	// Declined are the steps asked for and not run, with the reason.
+	Declined map[string]string `json:"declined,omitempty"`
 }
 
 type compactReport struct {
@@ -184,6 +186,7 @@ func MaintainReportOf(o MaintainOptions, started time.Time, res *MaintainResult,
 	for k, v := range res.Time {
 		r.Durations[k] = v.Seconds()
 	}
+	r.Declined = res.Declined
 	if c := res.Compact; c != nil {
 		r.Compact = &compactReport{DataFiles: c.DataFiles, DeleteFiles: c.DeleteFiles, Rewritten: len(c.Rewritten), RewrittenBytes: c.RewrittenBytes,
 			Added: c.Added, AddedBytes: c.AddedBytes, Rows: c.Rows, DeletedRows: c.DeletedRows,

@@ -82,6 +82,12 @@ type Result struct {
 	AfterRunErr error
 	// Listing is what the listing found besides new files (listing.go).
 	Listing Listing
+	// NewestChange is the time of the batch's newest change (see
+	// newestChange); zero when unknown. OldestPending is the modification
+	// time of the oldest listed object the run leaves unapplied: a bounded
+	// run's rest, or a failed run's (or a dry run's) batch too; zero when
+	// none. The lag metrics (metrics.go) are measured from them.
+	NewestChange, OldestPending time.Time
 }
 
 // Timings are the durations of a run's phases; retries after a conflict add
@@ -118,6 +124,11 @@ func Run(ctx context.Context, o RunOptions, d Deps) (*Result, error) {
 			r.res.Source = d.Source.String()
 		}
 		err := r.steps(ctx)
+		if err != nil || o.DryRun {
+			r.res.OldestPending = oldestModified(r.todo, r.left)
+		} else {
+			r.res.OldestPending = oldestModified(r.left)
+		}
 		switch {
 		case err != nil:
 			r.res.Outcome = OutcomeFailed
@@ -143,6 +154,7 @@ type run struct {
 	todo   []source.Object // this run's batch, in source order
 	left   []source.Object // unprocessed files left for later runs
 	bad    *badFiles
+	pins   map[string]source.Version // the version of each file read
 	files  []*merge.File
 	stored *arrow.Schema
 	pl     *merge.Planner
@@ -349,7 +361,8 @@ func (r *run) nothingNew(ctx context.Context) error {
 func (r *run) read(ctx context.Context) error {
 	r.log.Info("reading new files", "files", len(r.todo), "left", len(r.left))
 	r.bad = newBadFiles(r.o, r.todo, r.d.Now(), r.log)
-	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad,
+	r.pins = map[string]source.Version{}
+	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad, r.pins,
 		func(done int) { r.d.step(r.o.Table, "reading files", done, len(r.todo)) })
 	r.files = files
 	if err != nil {
@@ -427,9 +440,10 @@ func (r *run) planBatch(ctx context.Context) error {
 		Progress:      func(done, total int) { r.d.step(r.o.Table, "planning partitions", done, total) },
 		// The batch keeps keys and order values; the rows of each file are
 		// read again when the winners are written, so memory holds one
-		// file's rows at a time, not the batch's.
+		// file's rows at a time, not the batch's; each read pinned to the
+		// version the first read saw.
 		Reload: func(ctx context.Context, name string) (*merge.File, error) {
-			f, err := readFile(ctx, r.d.Source, name, r.mergeOptions())
+			f, err := rereadFile(ctx, r.d.Source, name, r.pins, r.mergeOptions())
 			if err != nil {
 				return nil, err
 			}
@@ -443,6 +457,7 @@ func (r *run) planBatch(ctx context.Context) error {
 	if r.o.TombstoneTTL > 0 {
 		po.Tombstones = r.st.DecodedTombstones()
 	}
+	r.res.NewestChange = newestChange(r.files, r.o.OrderBy)
 	r.pl = merge.NewPlanner(r.stored, r.mergeOptions(), r.files, po)
 	r.res.Partitions = r.pl.Partitions()
 	if r.pl.Partitions() > 1 {

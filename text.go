@@ -113,6 +113,11 @@ func WriteMaintain(w io.Writer, res *MaintainResult) {
 	if res.DryRun {
 		fmt.Fprintf(w, "maintenance of %s (dry run: nothing is changed)\n", name)
 	}
+	for _, step := range AllSteps {
+		if why, ok := res.Declined[step]; ok {
+			fmt.Fprintf(w, "%s: %s declined: %s\n", name, step, why)
+		}
+	}
 	if r := res.Compact; r != nil {
 		writeCompact(w, name, *r, res.DryRun)
 	}

@@ -282,15 +282,19 @@ type onceSource struct {
 	kept map[string]source.Reader
 }
 
-func (s *onceSource) Open(ctx context.Context, key string) (source.Reader, error) {
+func (s *onceSource) Open(ctx context.Context, key string, pin source.Version) (source.Reader, error) {
 	s.mu.Lock()
 	r, ok := s.kept[key]
 	delete(s.kept, key)
 	s.mu.Unlock()
 	if ok {
-		return r, nil
+		if v := r.Version(); (pin.ETag == "" || v.ETag == "" || pin.ETag == v.ETag) && (pin.Size == 0 || pin.Size == v.Size) &&
+			(pin.ModTime.IsZero() || v.ModTime.IsZero() || pin.ModTime.Equal(v.ModTime)) {
+			return r, nil
+		}
+		r.Close() // not the version asked for: the pinned open says so
 	}
-	return s.Source.Open(ctx, key)
+	return s.Source.Open(ctx, key, pin)
 }
 
 // release closes the objects kept and not opened again.
@@ -306,7 +310,7 @@ func (s *onceSource) release() {
 // footer reads the footer of the object key, and keeps the object open
 // for the next Open of it.
 func (s *onceSource) footer(ctx context.Context, key string) (*footer, error) {
-	r, err := s.Source.Open(ctx, key)
+	r, err := s.Source.Open(ctx, key, source.Version{})
 	if err != nil {
 		return nil, err
 	}
@@ -350,6 +354,9 @@ func readFooter(key string, r source.Reader) (ft *footer, err error) {
 	sc, err := pqarrow.FromParquet(pf.MetaData().Schema, nil, pf.MetaData().KeyValueMetadata())
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", key, err)
+	}
+	if i := merge.OpIndex(sc); i >= 0 {
+		sc = arrow.NewSchema(slices.Delete(slices.Clone(sc.Fields()), i, i+1), nil) // DMS's Op, not a column of the table
 	}
 	stored, err := merge.StoredSchema(key, sc)
 	if err != nil {

@@ -24,6 +24,9 @@ var (
 	ErrInvalidUTF8 = errors.New("string value is not valid UTF-8")
 	// ErrMissingColumn: a key or order-by column is not in the file.
 	ErrMissingColumn = errors.New("missing column")
+	// ErrColumnName: a column name Glue, Athena or Iceberg cannot store
+	// (see CheckColumnName).
+	ErrColumnName = errors.New("column name not allowed")
 )
 
 // InputError locates bad input: the object, the 1-based row (0 when the

@@ -200,17 +200,16 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 		return nil, corrupt(err)
 	}
 	fileSchema = textAsString(pf, fileSchema)
-	stored, err := StoredSchema(name, fileSchema)
+	opIdx := OpIndex(fileSchema)
+	data := fileSchema.Fields()
+	if opIdx >= 0 {
+		data = slices.Delete(data, opIdx, opIdx+1)
+	}
+	stored, err := StoredSchema(name, arrow.NewSchema(data, nil))
 	if err != nil {
 		return nil, err
 	}
 	f.Schema = stored
-	opIdx := -1
-	for i, fld := range fileSchema.Fields() {
-		if strings.EqualFold(fld.Name, OpColumn) {
-			opIdx = i
-		}
-	}
 	f.HasOp = opIdx >= 0
 
 	leaves := make([]int, pf.MetaData().Schema.NumColumns())
@@ -235,6 +234,29 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 		}
 	}
 	return f, nil
+}
+
+// OpIndex is the index of DMS's Op column in a file's schema, or -1. DMS
+// writes Op as the first column, a string (CDC files, and full-load files
+// with IncludeOpForFullLoad); a full-load file without it has no Op column
+// and every row is an insert. So only a first string column named Op
+// (any case) is the Op column: a source table's own column named op
+// elsewhere, or of another type, is data. (A table whose first column is
+// a string named op, loaded without IncludeOpForFullLoad, cannot be told
+// from DMS's Op: a value other than I, U or D then fails the file loudly.)
+func OpIndex(sc *arrow.Schema) int {
+	if sc.NumFields() == 0 || !strings.EqualFold(sc.Field(0).Name, OpColumn) {
+		return -1
+	}
+	dt := sc.Field(0).Type
+	if d, ok := dt.(*arrow.DictionaryType); ok {
+		dt = d.ValueType
+	}
+	switch dt.ID() {
+	case arrow.STRING, arrow.LARGE_STRING, arrow.STRING_VIEW, arrow.BINARY, arrow.LARGE_BINARY:
+		return 0
+	}
+	return -1
 }
 
 // chunksWithin checks that every column chunk the footer describes lies

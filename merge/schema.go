@@ -1,8 +1,10 @@
 package merge
 
 import (
+	"cmp"
 	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -76,16 +78,23 @@ func StoredType(dt arrow.DataType) (arrow.DataType, error) {
 		ErrUnsupportedType, dt)
 }
 
-// StoredSchema maps a file's Arrow schema to the schema the table stores:
-// names lowercased, the Op column dropped, types mapped by StoredType. The
-// fields keep their nullability; key columns are made required by the caller.
+// StoredSchema maps the Arrow schema of a file's data columns (the Op
+// column left out) to the schema the table stores: names lowercased and
+// checked by CheckColumnName, types mapped by StoredType. The fields keep
+// their nullability; key columns are made required by the caller.
 func StoredSchema(file string, sc *arrow.Schema) (*arrow.Schema, error) {
 	fields := make([]arrow.Field, 0, sc.NumFields())
 	seen := map[string]string{}
-	for _, f := range sc.Fields() {
+	for i, f := range sc.Fields() {
+		// Lowercasing turns invalid UTF-8 into U+FFFD: check the name as
+		// the file has it, then as stored.
 		name := strings.ToLower(f.Name)
-		if name == OpColumn {
-			continue
+		if err := cmp.Or(CheckColumnName(f.Name), CheckColumnName(name)); err != nil {
+			if f.Name == "" && i > 0 {
+				err = fmt.Errorf("%w (the column after %q)", err, sc.Field(i-1).Name)
+			}
+			return nil, &InputError{File: file, Column: f.Name, Err: err,
+				Hint: "rename the column at the source or with a DMS transformation rule, or remove the file, then rerun; nothing was committed"}
 		}
 		if prev, ok := seen[name]; ok {
 			return nil, &InputError{File: file, Column: f.Name, Err: ErrSchemaClash,
@@ -99,6 +108,34 @@ func StoredSchema(file string, sc *arrow.Schema) (*arrow.Schema, error) {
 		fields = append(fields, arrow.Field{Name: name, Type: dt, Nullable: f.Nullable})
 	}
 	return arrow.NewSchema(fields, nil), nil
+}
+
+// MaxColumnName is the longest column name, in bytes, Glue stores and
+// Athena queries.
+const MaxColumnName = 255
+
+// CheckColumnName checks a stored (lowercased) column name against what
+// the table's readers accept: non-empty, valid UTF-8 (Iceberg's JSON
+// metadata would silently turn other bytes into U+FFFD), at most 255 bytes
+// and only the characters of Glue's single-line string pattern (tab and
+// U+0020 upwards, not U+FFFE or U+FFFF). Athena advises against other
+// special characters but queries them in double quotes, and DMS's own
+// $AR_H_CHANGE_SEQ needs one, so they pass. The error wraps ErrColumnName.
+func CheckColumnName(name string) error {
+	switch {
+	case name == "":
+		return fmt.Errorf("%w: the name is empty", ErrColumnName)
+	case !utf8.ValidString(name):
+		return fmt.Errorf("%w: the name is not valid UTF-8", ErrColumnName)
+	case len(name) > MaxColumnName:
+		return fmt.Errorf("%w: the name is %d bytes long; Glue and Athena allow %d", ErrColumnName, len(name), MaxColumnName)
+	}
+	for _, r := range name {
+		if (r < 0x20 && r != '\t') || r == 0xFFFE || r == 0xFFFF {
+			return fmt.Errorf("%w: the name holds the control character %U, which Glue refuses", ErrColumnName, r)
+		}
+	}
+	return nil
 }
 
 // canPromote reports whether values stored as from fit a table column of type

@@ -60,6 +60,8 @@ type benchOpts struct {
 	MinioBin     string `json:"minio_bin"`
 	MinioRows    int    `json:"minio_rows"`
 	MinioChanges int    `json:"minio_changes"`
+
+	Verify verifyOpts `json:"verify"` // the -verify mode (verify.go)
 }
 
 func (o *benchOpts) register(fs *flag.FlagSet) {
@@ -93,6 +95,7 @@ func (o *benchOpts) register(fs *flag.FlagSet) {
 	fs.StringVar(&o.MinioBin, "minio-bin", "bin/minio", "the MinIO server binary")
 	fs.IntVar(&o.MinioRows, "minio-rows", 1_000_000, "rows of the base table on MinIO")
 	fs.IntVar(&o.MinioChanges, "minio-changes", 100_000, "changes of the CDC batch on MinIO")
+	o.Verify.register(fs)
 }
 
 // splitSpreads fills Spreads from the -spread flag.
@@ -252,6 +255,9 @@ func benchMain(ctx context.Context, args []string) error {
 	}
 	if err := o.validate(); err != nil {
 		return err
+	}
+	if o.Verify.On {
+		return verifyMain(ctx, o)
 	}
 	start := time.Now()
 	b := &bench{o: o, out: os.Stdout}

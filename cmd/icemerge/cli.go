@@ -91,6 +91,7 @@ type grammar struct {
 	Show     showCmd     `cmd:"" help:"Print a table's rows by primary key: a key lookup (--where), as a table, JSON or CSV."`
 	Maintain maintainCmd `cmd:"" help:"Compact a table, rewrite its manifests, expire old snapshots and remove orphan files."`
 	Status   statusCmd   `cmd:"" help:"Show a table's last snapshot, its bookmark, the files not applied yet and its lag."`
+	Verify   verifyCmd   `cmd:"" help:"Compare a table with its source database row by row (exit 1 when they differ); --repair mends it."`
 	Bookmark struct {
 		Show   bookmarkShowCmd   `cmd:"" help:"Show a table's bookmark: its token, applied files, settled key and quarantined files."`
 		Reset  bookmarkResetCmd  `cmd:"" help:"Forget every applied file: the next run applies the whole folder again."`
@@ -116,6 +117,9 @@ type app struct {
 	// not find.
 	missingCatalog string
 	common         *icemerge.Common // the command's settings, once completed
+	// metricsOut is where a run's metrics go as EMF lines when they are on
+	// (nil: stderr); the Lambda handler points it at stdout.
+	metricsOut io.Writer
 }
 
 // exited is kong asking to exit (after --help or --version).
@@ -344,6 +348,8 @@ type runCmd struct {
 	icemerge.DatabaseOptions `embed:""`
 
 	Report string `help:"Write a JSON report of the run to this file ('-': stdout)." placeholder:"FILE"`
+	// Metrics: metrics.go.
+	Metrics string `help:"CloudWatch metrics of each table's run, as one Embedded Metric Format line on stderr (on Lambda: stdout), which CloudWatch Logs turns into metrics: emf, off, or auto (emf on AWS Lambda and ECS, off elsewhere)." default:"auto" enum:"auto,emf,off" placeholder:"auto|emf|off"`
 }
 
 func (c *runCmd) Run(a *app) error {
@@ -352,7 +358,7 @@ func (c *runCmd) Run(a *app) error {
 	if c.Report == "-" {
 		out = a.stderr // stdout carries the report alone
 	}
-	rep, err := runReport(a, c.DatabaseOptions, out)
+	rep, err := runReport(a, c.DatabaseOptions, out, a.metricsTo(c.Metrics))
 	if c.Report != "" && rep != nil {
 		if rerr := icemerge.WriteJSON(c.Report, a.stdout, "run report", rep.at(started)); rerr != nil {
 			if err != nil {
@@ -376,13 +382,17 @@ func (r *report) at(started time.Time) icemerge.Report {
 }
 
 // runReport runs one table or a whole database, writes what each table
-// did to out, and returns the report (nil when no run started).
-func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, error) {
+// did to out and its metrics to emf (nil: none), and returns the report
+// (nil when no run started).
+func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*report, error) {
 	if o.Table != "" && o.Whole() {
 		return nil, fmt.Errorf("%w: --config, --namespace, --table-prefix, --parallel, --include and --exclude are for a whole-database run: drop --table and point --source at the schema folder", icemerge.ErrUsage)
 	}
 	ctx, env, err := a.open(&o.Common, o.Source)
 	if err != nil {
+		if o.Table != "" {
+			a.writeMetrics(emf, o.Table, nil, err)
+		}
 		return nil, err
 	}
 	defer env.Close()
@@ -398,12 +408,14 @@ func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, erro
 		icemerge.WriteDatabaseRun(out, o, runs)
 		rep := &report{OK: err == nil}
 		for _, r := range runs {
+			a.writeMetrics(emf, r.Table, r.Result, r.Err)
 			rep.Tables = append(rep.Tables, icemerge.TableReportOf(r.Table, r.Result, r.Err))
 		}
 		return rep, err
 	}
 	d, err := env.Deps(o.Table, o.Source)
 	if err != nil {
+		a.writeMetrics(emf, o.Table, nil, err)
 		return nil, err
 	}
 	if o.DryRun {
@@ -419,6 +431,7 @@ func runReport(a *app, o icemerge.DatabaseOptions, out io.Writer) (*report, erro
 	}
 	res, err := icemerge.Run(ctx, o.RunOptions, d)
 	a.endProgress()
+	a.writeMetrics(emf, o.Table, res, err)
 	icemerge.WriteRun(out, o.RunOptions, res)
 	return &report{OK: err == nil, Tables: []icemerge.TableReport{icemerge.TableReportOf(o.Table, res, err)}}, err
 }
@@ -493,6 +506,15 @@ func (c *statusCmd) Run(a *app) error {
 	icemerge.WriteStatus(a.stdout, st)
 	return nil
 }
+
+// verifyCmd is `icemerge verify`.
+type verifyCmd struct {
+	icemerge.VerifyOptions `embed:""`
+
+	Report string `help:"Write a JSON report of the verification to this file ('-': stdout)." placeholder:"FILE"`
+}
+
+func (c *verifyCmd) Run(a *app) error { return runVerify(a, c) }
 
 // bookmarkShowCmd is `icemerge bookmark show`.
 type bookmarkShowCmd struct {

@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -278,46 +277,26 @@ type sourceCounter struct {
 	table string
 }
 
-func (s *sourceCounter) Open(ctx context.Context, key string) (source.Reader, error) {
+func (s *sourceCounter) Open(ctx context.Context, key string, pin source.Version) (source.Reader, error) {
 	fc := s.t.open(s.table, key)
-	r, err := s.Source.Open(context.WithValue(ctx, fileCountKey{}, fc), key)
+	r, err := s.Source.Open(context.WithValue(ctx, fileCountKey{}, fc), key, pin)
 	if err != nil {
 		fc.close()
 		return nil, err
 	}
-	f, local := r.(*os.File)
-	if !local {
-		return &countedReader{Reader: r, fc: fc}, nil // counted as it arrived
+	if v := r.Version(); v.SHA256 != "" {
+		// A local file, read whole (and hashed) by Open: all of it is read.
+		fc.setSize(v.Size)
+		fc.add(int(v.Size))
 	}
-	if st, err := f.Stat(); err == nil {
-		fc.setSize(st.Size())
-	}
-	return &countedReader{Reader: r, fc: fc, count: true}, nil
+	return &countedReader{Reader: r, fc: fc}, nil // S3: counted as it arrived
 }
 
-// countedReader counts the bytes read from a local file, and ends the
-// file's count when closed.
+// countedReader ends the file's count when closed.
 type countedReader struct {
 	source.Reader
-	fc    *fileCount
-	count bool
-	once  sync.Once
-}
-
-func (r *countedReader) Read(p []byte) (int, error) {
-	n, err := r.Reader.Read(p)
-	if r.count {
-		r.fc.add(n)
-	}
-	return n, err
-}
-
-func (r *countedReader) ReadAt(p []byte, off int64) (int, error) {
-	n, err := r.Reader.ReadAt(p, off)
-	if r.count {
-		r.fc.add(n)
-	}
-	return n, err
+	fc   *fileCount
+	once sync.Once
 }
 
 func (r *countedReader) Close() error {

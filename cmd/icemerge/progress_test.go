@@ -133,9 +133,25 @@ type slowSource struct{ path string }
 
 func (s slowSource) List(context.Context, string, func(source.Object) error) error { return nil }
 func (s slowSource) String() string                                                { return s.path }
-func (s slowSource) Open(_ context.Context, key string) (source.Reader, error) {
-	return os.Open(filepath.Join(s.path, key))
+func (s slowSource) Open(_ context.Context, key string, _ source.Version) (source.Reader, error) {
+	f, err := os.Open(filepath.Join(s.path, key))
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	return localFile{f, st.Size()}, nil
 }
+
+// localFile is a local source file, as Open returns it (read, so hashed).
+type localFile struct {
+	*os.File
+	size int64
+}
+
+func (f localFile) Version() source.Version { return source.Version{Size: f.size, SHA256: "(hashed)"} }
 
 // Not on a terminal, a long run logs its progress at least every interval,
 // also while its first file is read and no step is reported.
@@ -147,7 +163,7 @@ func TestProgressLoggedOffTerminal(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "LOAD00000001.parquet"), make([]byte, 1<<20), 0o644)
 	src := p.Source("db.users", slowSource{dir})
-	r, err := src.Open(context.Background(), "LOAD00000001.parquet")
+	r, err := src.Open(context.Background(), "LOAD00000001.parquet", source.Version{})
 	if err != nil {
 		t.Fatal(err)
 	}

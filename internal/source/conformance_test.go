@@ -119,7 +119,7 @@ func testConformance(t *testing.T, w world) {
 	}
 
 	// Open reads an object's bytes, at any offset.
-	r, err := src.Open(ctx, "2024/08/14/20240814-002642123.parquet")
+	r, err := src.Open(ctx, "2024/08/14/20240814-002642123.parquet", source.Version{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func testConformance(t *testing.T, w world) {
 	}
 	r.Close()
 	// A missing object is an error naming it.
-	if _, err := src.Open(ctx, "20990101-000000000.parquet"); err == nil || !strings.Contains(err.Error(), "20990101-000000000.parquet") {
+	if _, err := src.Open(ctx, "20990101-000000000.parquet", source.Version{}); err == nil || !strings.Contains(err.Error(), "20990101-000000000.parquet") {
 		t.Errorf("opening a missing object: %v", err)
 	}
 

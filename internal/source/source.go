@@ -6,9 +6,13 @@ package source
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -19,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 )
 
 // Source is the DMS folder of one table.
@@ -26,17 +32,76 @@ type Source interface {
 	// List calls fn for every object under the folder whose key (relative
 	// to the folder) sorts after startAfter ("" = all).
 	List(ctx context.Context, startAfter string, fn func(Object) error) error
-	// Open opens one listed object for reading.
-	Open(ctx context.Context, key string) (Reader, error)
+	// Open opens one listed object for reading. With a pin (not the zero
+	// Version) the object must still be that version: otherwise Open
+	// fails with an error wrapping ErrChanged.
+	Open(ctx context.Context, key string, pin Version) (Reader, error)
 	// String names the folder in messages.
 	String() string
 }
 
-// Reader is what the Parquet reader needs of an object.
+// Reader is what the Parquet reader needs of an object, and the version of
+// it read.
 type Reader interface {
 	io.ReaderAt
 	io.ReadSeeker
 	io.Closer
+	// Version is the version whose bytes the reader holds: a later Open
+	// pinned to it reads the same bytes or fails.
+	Version() Version
+}
+
+// ErrChanged: an object is not the version a run listed or first read. A
+// run reads each object up to twice (to check it, then to write its
+// winners) and both reads must see one content.
+var ErrChanged = errors.New("the source object changed during the run")
+
+// Version identifies the content of an object: on S3 its ETag (sent as
+// If-Match, so S3 itself refuses another version); in a local folder its
+// size, modification time and, once read, the SHA-256 of its bytes (a
+// rewrite within one mtime tick, or one that restores the mtime, still
+// changes the hash). Fields left empty are not checked.
+type Version struct {
+	ETag    string
+	Size    int64
+	ModTime time.Time
+	SHA256  string // hex; local folders only
+}
+
+// IsZero reports whether v pins nothing.
+func (v Version) IsZero() bool { return v == Version{} }
+
+// Listed is the version a listing saw: a run's first read is pinned to it,
+// so the bytes it reads are the object its bookmark records.
+func (o Object) Listed() Version {
+	return Version{ETag: o.ETag, Size: o.Size, ModTime: o.ModTime}
+}
+
+// changed is the error for an object that is not the version pinned.
+func changed(where string, pin Version, now string) error {
+	return fmt.Errorf("%w: %s is not the version the run listed and read (%s); now %s: nothing was committed; "+
+		"rerun to apply its new content, and if this repeats, find what rewrites the object (DMS itself rewrites only on a table reload)",
+		ErrChanged, where, pin, now)
+}
+
+func (v Version) String() string {
+	var parts []string
+	if v.ETag != "" {
+		parts = append(parts, "ETag "+v.ETag)
+	}
+	if !v.ModTime.IsZero() || v.Size != 0 {
+		parts = append(parts, fmt.Sprintf("%d bytes", v.Size))
+	}
+	if !v.ModTime.IsZero() {
+		parts = append(parts, "modified "+v.ModTime.UTC().Format(time.RFC3339Nano))
+	}
+	if v.SHA256 != "" {
+		parts = append(parts, "SHA-256 "+v.SHA256)
+	}
+	if len(parts) == 0 {
+		return "unknown version"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // S3API is the part of the S3 client a source uses.
@@ -99,12 +164,45 @@ func (s *Dir) List(ctx context.Context, startAfter string, fn func(Object) error
 	return nil
 }
 
-func (s *Dir) Open(_ context.Context, key string) (Reader, error) {
-	f, err := os.Open(filepath.Join(s.Root, filepath.FromSlash(key)))
+// Open reads the whole object into memory (as Bucket does): the bytes
+// decoded are the bytes hashed, so a later Open pinned to the returned
+// Version reads the same content or fails.
+func (s *Dir) Open(_ context.Context, key string, pin Version) (Reader, error) {
+	p := filepath.Join(s.Root, filepath.FromSlash(key))
+	f, err := os.Open(p)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) && !pin.IsZero() {
+			return nil, changed(p, pin, "removed")
+		}
+		return nil, fmt.Errorf("opening source object %s: %w", key, err)
+	}
+	defer f.Close()
+	before, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("opening source object %s: %w", key, err)
 	}
-	return f, nil
+	cur := Version{Size: before.Size(), ModTime: before.ModTime()}
+	if !pin.ModTime.IsZero() && (pin.Size != cur.Size || !pin.ModTime.Equal(cur.ModTime)) {
+		return nil, changed(p, pin, cur.String())
+	}
+	b := make([]byte, 0, max(before.Size(), 0)+1)
+	buf := bytes.NewBuffer(b)
+	if _, err := buf.ReadFrom(f); err != nil {
+		return nil, fmt.Errorf("reading source object %s: %w", key, err)
+	}
+	after, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("reading source object %s: %w", key, err)
+	}
+	if after.Size() != cur.Size || !after.ModTime().Equal(cur.ModTime) || int64(buf.Len()) != cur.Size {
+		return nil, changed(p, cur, fmt.Sprintf("%d bytes, modified %s, while it was being read", after.Size(), after.ModTime().UTC().Format(time.RFC3339Nano)))
+	}
+	sum := sha256.Sum256(buf.Bytes())
+	cur.SHA256 = hex.EncodeToString(sum[:])
+	if pin.SHA256 != "" && pin.SHA256 != cur.SHA256 {
+		return nil, changed(p, pin, cur.String())
+	}
+	return bytesObject{bytes.NewReader(buf.Bytes()), cur}, nil
 }
 
 // Bucket lists a DMS folder in S3 page by page (1,000 keys a request), so
@@ -387,21 +485,63 @@ func (l *recentListing) whole(ctx context.Context, dir string) error {
 	return err
 }
 
-type bytesObject struct{ *bytes.Reader }
+// bytesObject is an object read into memory.
+type bytesObject struct {
+	*bytes.Reader
+	v Version
+}
 
 func (bytesObject) Close() error { return nil }
 
-func (s *Bucket) Open(ctx context.Context, key string) (Reader, error) {
-	out, err := s.Client.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(s.Loc.Bucket), Key: aws.String(s.Loc.keyPrefix() + key)})
+func (o bytesObject) Version() Version { return o.v }
+
+// Open GETs the object whole. A pin's ETag goes as If-Match: S3 answers
+// 412 rather than another version's bytes.
+func (s *Bucket) Open(ctx context.Context, key string, pin Version) (Reader, error) {
+	where := s.String() + "/" + key
+	in := &s3.GetObjectInput{Bucket: aws.String(s.Loc.Bucket), Key: aws.String(s.Loc.keyPrefix() + key)}
+	if pin.ETag != "" {
+		in.IfMatch = aws.String(`"` + pin.ETag + `"`)
+	}
+	out, err := s.Client.GetObject(ctx, in)
 	if err != nil {
-		return nil, fmt.Errorf("reading source object %s/%s: %w", s, key, err)
+		switch status := statusOf(err); {
+		case status == http.StatusPreconditionFailed && pin.ETag != "":
+			return nil, changed(where, pin, "another ETag")
+		case !pin.IsZero() && isNotFound(err, status):
+			return nil, changed(where, pin, "removed")
+		}
+		return nil, fmt.Errorf("reading source object %s: %w", where, err)
 	}
 	defer out.Body.Close()
 	var buf bytes.Buffer
-	if _, err := buf.ReadFrom(out.Body); err != nil {
-		return nil, fmt.Errorf("reading source object %s/%s: %w", s, key, err)
+	if out.ContentLength != nil && *out.ContentLength > 0 {
+		buf.Grow(int(*out.ContentLength))
 	}
-	return bytesObject{bytes.NewReader(buf.Bytes())}, nil
+	if _, err := buf.ReadFrom(out.Body); err != nil {
+		return nil, fmt.Errorf("reading source object %s: %w", where, err)
+	}
+	cur := Version{ETag: strings.Trim(aws.ToString(out.ETag), `"`), Size: int64(buf.Len())}
+	// A store that ignores If-Match still names the version it sent; one
+	// without ETags is held to the size.
+	if (pin.ETag != "" && cur.ETag != pin.ETag) || (pin.ETag == "" && !pin.IsZero() && cur.Size != pin.Size) {
+		return nil, changed(where, pin, cur.String())
+	}
+	return bytesObject{bytes.NewReader(buf.Bytes()), cur}, nil
+}
+
+// statusOf is the HTTP status of a failed S3 call; 0 without one.
+func statusOf(err error) int {
+	var re *smithyhttp.ResponseError
+	if errors.As(err, &re) {
+		return re.HTTPStatusCode()
+	}
+	return 0
+}
+
+func isNotFound(err error, status int) bool {
+	var api smithy.APIError
+	return status == http.StatusNotFound || (errors.As(err, &api) && api.ErrorCode() == "NoSuchKey")
 }
 
 // TableFolders lists the subfolders of a schema folder (one per table),
