@@ -198,7 +198,7 @@ type RunOptions struct {
 	// PartitionRows: a batch of more changes is planned in key-hash
 	// partitions of about this many (0: never).
 	PartitionRows int           `help:"Plan a run of more changes than this in key-hash partitions of about this many, one at a time, to bound memory (0: one partition)." default:"2000000" placeholder:"N"`
-	SettleAfter   time.Duration `help:"List only after keys applied this long ago (0: list the whole folder every run)." default:"15m"`
+	SettleAfter   time.Duration `help:"Settle the CDC files applied this long ago: later runs list only what is named after them, until the next full listing (0: list the whole folder every run)." default:"15m"`
 	Wait          time.Duration `help:"Wait this long for another run of the table to finish (0: exit 3 at once)." default:"0s"`
 	LockTTL       time.Duration `name:"lock-ttl" help:"The lease of the table's run lock, renewed every quarter of it while running; a run that dies frees the table at once on its own machine, elsewhere after at most this long." default:"60s"`
 	// TombstoneTTL is how long deleted keys are remembered (0: not at all).
@@ -213,7 +213,38 @@ type RunOptions struct {
 	// Partition is the partition spec of a new table (Iceberg transforms),
 	// from a whole-database run's config.
 	Partition []string `kong:"-" json:"-"`
+
+	// FullListEvery: between full listings of the source folder, runs list
+	// only what is named after the bookmark's watermark (on S3; a local
+	// folder is listed whole every run). A full listing finds files that
+	// arrived late with older names, and applied files that are gone.
+	FullListEvery time.Duration `name:"full-list-every" help:"List the whole source folder at least this often, to find files that arrived late with older names and applied files that are gone; runs in between list only what is named after the settled files (0: every run)." default:"24h"`
+	// OnReload is what a DMS reload of the table (a new full load after
+	// CDC files were applied) does to the run.
+	OnReload string `help:"A DMS reload (a new full load after CDC files were applied): apply it (replace the table's rows with the new full load and the changes after it, in one commit, once the load is complete), or fail the run." default:"apply" enum:"apply,fail" placeholder:"apply|fail"`
+	// ReloadQuietAfter: a reload's full load also counts as complete once
+	// its newest LOAD file is this old (0: only a CDC file written after
+	// every LOAD file proves it complete, as DMS writes a table's CDC files
+	// only after its load).
+	ReloadQuietAfter time.Duration `help:"Also apply a reload once its newest LOAD file is this old, for tables that get no change after a reload (0: wait for a CDC file written after the load)." default:"0s"`
+	// OnTruncate is what a run does when every object it applied is gone
+	// from the source (a source TRUNCATE with HandleSourceTableTruncated).
+	OnTruncate string `help:"When every applied source file is gone (a source TRUNCATE with HandleSourceTableTruncated): ignore (report it, change nothing) or empty the table and apply the new files to it, in one commit. Files expired by an S3 lifecycle rule never empty a table." default:"ignore" enum:"ignore,empty" placeholder:"ignore|empty"`
+	// OnMissingBookmark is what a run does when the table has icemerge
+	// commits but no bookmark is saved: the bookmark was lost or --bookmark
+	// points elsewhere.
+	OnMissingBookmark string `help:"When the table has icemerge commits but no bookmark is saved (deleted, or --bookmark points elsewhere): fail, or rebuild it by applying every source file again (rows already current stay unchanged)." default:"fail" enum:"fail,rebuild" placeholder:"fail|rebuild"`
 }
+
+// The values of --on-reload, --on-truncate and --on-missing-bookmark.
+const (
+	OnReloadApply            = "apply"
+	OnReloadFail             = "fail"
+	OnTruncateIgnore         = "ignore"
+	OnTruncateEmpty          = "empty"
+	OnMissingBookmarkFail    = "fail"
+	OnMissingBookmarkRebuild = "rebuild"
+)
 
 // NewRunOptions are the defaults of a run.
 func NewRunOptions() RunOptions {
@@ -289,11 +320,32 @@ func (o RunOptions) Validate() error {
 	if o.CompactWhenDeletes < 0 || o.CompactWhenFiles < 0 {
 		errs = append(errs, errors.New("--compact-when-deletes and --compact-when-files must be 0 (never) or more"))
 	}
+	if o.FullListEvery < 0 || o.ReloadQuietAfter < 0 {
+		errs = append(errs, errors.New("--full-list-every and --reload-quiet-after cannot be negative"))
+	}
+	for _, c := range []struct{ flag, v string }{
+		{"--on-reload " + o.OnReload, enumOK(o.OnReload, OnReloadApply, OnReloadFail)},
+		{"--on-truncate " + o.OnTruncate, enumOK(o.OnTruncate, OnTruncateIgnore, OnTruncateEmpty)},
+		{"--on-missing-bookmark " + o.OnMissingBookmark, enumOK(o.OnMissingBookmark, OnMissingBookmarkFail, OnMissingBookmarkRebuild)},
+	} {
+		if c.v != "" {
+			errs = append(errs, fmt.Errorf("%s: use %s", c.flag, c.v))
+		}
+	}
 	if o.Catalog == catalog.KindS3Tables && (o.CompactWhenDeletes > 0 || o.CompactWhenFiles > 0) {
 		errs = append(errs, errors.New("--compact-when-deletes and --compact-when-files do not apply to --catalog s3tables: S3 Tables compacts its tables itself "+
 			"(icemerge maintain --only compact --force-managed compacts one anyway)"))
 	}
 	return usage(errors.Join(errs...))
+}
+
+// enumOK returns "" when v is one of the values (or empty: the default),
+// else the values for a message.
+func enumOK(v string, values ...string) string {
+	if v == "" || slices.Contains(values, v) {
+		return ""
+	}
+	return strings.Join(values, " or ")
 }
 
 // Bounds names the bounds of a run's batch, for messages: "--max-files 10".

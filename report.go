@@ -20,7 +20,7 @@ type Report struct {
 // TableReport is one table's run.
 type TableReport struct {
 	Table   string `json:"table"`
-	Outcome string `json:"outcome"` // committed, nothing new, no row changes, quarantined only, dry run, failed
+	Outcome string `json:"outcome"` // committed, nothing new, no row changes, quarantined only, dry run, reloaded, reload waiting, emptied, failed
 	Files   int    `json:"files"`
 	Left    int    `json:"files_left"`
 	// Quarantined maps skipped object keys to the reason.
@@ -51,6 +51,9 @@ type TableReport struct {
 	// Durations in seconds, per phase.
 	Durations map[string]float64 `json:"durations"`
 	Error     string             `json:"error,omitempty"`
+	// Listing is what the listing found besides new files: late files,
+	// applied files gone, a reload (listing.go).
+	Listing *listingReport `json:"listing,omitempty"`
 }
 
 // TableReportOf is the report of one table's run: its result (nil when the
@@ -69,6 +72,7 @@ func TableReportOf(table string, res *Result, err error) TableReport {
 		"write_data": t.WriteData.Seconds(), "write_deletes": t.WriteDeletes.Seconds(), "commit": t.Commit.Seconds(), "total": t.Total.Seconds(),
 	}
 	r.Files, r.Left, r.Quarantined = res.Files, res.Left, res.Quarantined
+	r.Listing = listingReportOf(res.Listing)
 	r.SnapshotID, r.Token = res.Snapshot, res.Token
 	r.BytesRead = res.BytesRead
 	r.BytesWritten = res.Written.DataBytes + res.Written.DeleteBytes

@@ -87,7 +87,7 @@ func rewind(ctx context.Context, table string, to time.Time, d Deps) (*RewindRes
 	if d.Source == nil {
 		return res, nil
 	}
-	if res.Next, _, err = unprocessed(ctx, d.Source, next); err != nil {
+	if res.Next, _, err = unprocessed(ctx, d.Source, next, d.Now()); err != nil {
 		return nil, err
 	}
 	res.Listed = true

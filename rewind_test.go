@@ -239,30 +239,28 @@ func TestRewindKeepsTombstones(t *testing.T) {
 	})
 }
 
-// A rewind into settled history needs the source, moves Settled back, and
-// the next run lists the settled files after the time again.
+// A rewind into settled history forgets the settled files after the time
+// without a listing (the bookmark records them), moves the watermark back,
+// and the next run lists and applies them again.
 func TestRewindIntoSettledHistory(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		now := time.Now()
 		m, cdcs := modelHistory(t, e, 2, 2, 2, now)
 		later := now.Add(time.Hour)
 		e.runAt(later) // nothing new: settles every CDC file
-		if bm := e.bookmark(); bm.Settled != cdcs[len(cdcs)-1] || len(bm.Files) != 1 {
-			t.Fatalf("settled %q with %d files; want every CDC file settled", bm.Settled, len(bm.Files))
+		last, _ := source.CDCName(cdcs[len(cdcs)-1])
+		if bm := e.bookmark(); bm.Settled != last || len(bm.Files) != 1 || bm.SettledFiles.Len() != len(cdcs) {
+			t.Fatalf("settled %q with %d files, %d settled; want every CDC file settled", bm.Settled, len(bm.Files), bm.SettledFiles.Len())
 		}
 		to := cdcTime(t, cdcs[0]).Add(time.Millisecond)
-		_, err := e.rewind(to, false, later)
-		if !errors.Is(err, bookmark.ErrSettledHistory) || !errors.Is(err, ErrUsage) || !strings.Contains(err.Error(), "--source") {
-			t.Fatalf("rewind into settled history without --source: %v", err)
-		}
-		res, err := e.rewind(to, true, later)
+		res, err := e.rewind(to, false, later)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(res.Files, cdcs[1:]) || res.Settled != cdcs[0] || res.Reapplied != len(cdcs)-1 {
-			t.Fatalf("forgot %v, settled %q, re-applies %d; want %v, %q", res.Files, res.Settled, res.Reapplied, cdcs[1:], cdcs[0])
+		if want := source.FormatCDCName(to); !slices.Equal(res.Files, cdcs[1:]) || res.Settled != want || res.SettledBefore != last {
+			t.Fatalf("forgot %v, settled %q (before %q); want %v, %q", res.Files, res.Settled, res.SettledBefore, cdcs[1:], want)
 		}
-		if !strings.Contains(e.out.String(), "listings start after "+cdcs[0]+" again") {
+		if !strings.Contains(e.out.String(), "settled now up to "+res.Settled) {
 			t.Errorf("rewind output:\n%s", e.out.String())
 		}
 		if r := e.runAt(later); r.Files != len(cdcs)-1 {

@@ -28,6 +28,16 @@ const (
 	OutcomeQuarantined Outcome = "quarantined only"
 	OutcomeDryRun      Outcome = "dry run"
 	OutcomeFailed      Outcome = "failed"
+	// OutcomeReloaded: DMS reloaded the table; the commit replaced its rows
+	// with the new full load and the changes after it.
+	OutcomeReloaded Outcome = "reloaded"
+	// OutcomeReloadWaiting: DMS is reloading the table; the run waits for
+	// the full load to complete and applies nothing.
+	OutcomeReloadWaiting Outcome = "reload waiting"
+	// OutcomeEmptied: every applied file was gone (a source TRUNCATE) and
+	// --on-truncate empty: the commit emptied the table and applied the new
+	// files to it.
+	OutcomeEmptied Outcome = "emptied"
 )
 
 // Result is what a run did. A run that fails returns what it did before
@@ -70,6 +80,8 @@ type Result struct {
 	// failed one is AfterRunErr (the run's commit stands).
 	AfterRun    *MaintainResult
 	AfterRunErr error
+	// Listing is what the listing found besides new files (listing.go).
+	Listing Listing
 	// NewestChange is the time of the batch's newest change (see
 	// newestChange); zero when unknown. OldestPending is the modification
 	// time of the oldest listed object the run leaves unapplied: a bounded
@@ -148,6 +160,15 @@ type run struct {
 	pl     *merge.Planner
 	plan   *merge.Plan
 	phase  time.Time
+
+	// replace is set when this run's commit replaces the table's rows (a
+	// bookmark.Replace… reason); forget are the recorded files gone from
+	// the source that the commit drops; dirty: the listing changed the
+	// bookmark (listing.go).
+	replace string
+	forget  []string
+	dirty   bool
+	view    *sourceView // the run's listing
 }
 
 // lap adds the time since the last lap to into.
@@ -176,6 +197,9 @@ func (r *run) steps(ctx context.Context) error {
 		return err
 	}
 	if len(r.todo) == 0 {
+		if r.replace != "" {
+			return r.emptyTable(ctx)
+		}
 		return r.nothingNew(ctx)
 	}
 	if err := r.read(ctx); err != nil {
@@ -246,6 +270,9 @@ func (r *run) reconcile(ctx context.Context) error {
 	if r.tbl != nil {
 		tableToken = r.tbl.LastToken()
 	}
+	if err := r.missingBookmark(ver, tableToken); err != nil {
+		return err
+	}
 	r.st, r.res.Reconciled, err = bookmark.Reconcile(st, tableToken, r.d.Now())
 	if err != nil {
 		return err
@@ -277,36 +304,15 @@ func loadBookmark(ctx context.Context, store BookmarkStore, table string) (bookm
 	return st, ver, nil
 }
 
-// list lists the source after the settled key, keeping what is
-// unprocessed, and bounds the batch.
-func (r *run) list(ctx context.Context) error {
-	todo, listed, err := unprocessed(ctx, r.d.Source, r.st)
+// unprocessed lists the source as a run does when no full listing is due
+// (listing.go) and returns the data objects st has not applied, in source
+// order, and how many objects it listed. Status and rewind list so.
+func unprocessed(ctx context.Context, src Source, st bookmark.State, now time.Time) ([]source.Object, int, error) {
+	v, err := listSource(ctx, src, st, now, false)
 	if err != nil {
-		return err
+		return nil, 0, err
 	}
-	r.lap(&r.res.Time.List)
-	r.todo, r.left = r.o.bound(todo)
-	r.res.Files, r.res.Left, r.res.Listed = len(r.todo), len(r.left), listed
-	return r.warnings(ctx)
-}
-
-// unprocessed lists the source after st's settled key and returns the data
-// objects st has not applied, in source order, and how many objects it
-// listed. A run, status and rewind all list so.
-func unprocessed(ctx context.Context, src Source, st bookmark.State) ([]source.Object, int, error) {
-	var todo []source.Object
-	listed := 0
-	err := src.List(ctx, st.Settled, func(obj source.Object) error {
-		listed++
-		if source.Classify(obj.Key) != merge.NotData && !st.Applied(obj) {
-			todo = append(todo, obj)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, listed, err
-	}
-	return source.SortObjects(todo), listed, nil
+	return v.todo, v.listed, nil
 }
 
 // bound splits the unprocessed files (in source order) into this run's
@@ -330,10 +336,15 @@ func (o RunOptions) bound(todo []source.Object) (batch, left []source.Object) {
 	return todo[:n], todo[n:]
 }
 
-// nothingNew ends a run with no unprocessed file: the bookmark may settle.
+// nothingNew ends a run with no file to apply (or waiting for a reload's
+// full load): the bookmark may settle, and keeps what the listing found.
 func (r *run) nothingNew(ctx context.Context) error {
-	r.res.Outcome, r.res.Applied = OutcomeNothingNew, len(r.st.Files)
-	if settled := r.st.Settle(r.d.Now(), r.o.SettleAfter, nil); settled.Settled != r.st.Settled && !r.o.DryRun {
+	if r.res.Outcome == "" {
+		r.res.Outcome = OutcomeNothingNew
+	}
+	r.res.Applied = appliedCount(r.st)
+	settled := r.st.Settle(r.d.Now(), r.o.SettleAfter, r.left)
+	if (r.dirty || settled.Settled != r.st.Settled || len(settled.Files) != len(r.st.Files)) && !r.o.DryRun {
 		if _, err := r.d.Bookmark.Save(ctx, settled, r.ver); err != nil {
 			return err
 		}
@@ -461,10 +472,16 @@ func (r *run) planBatch(ctx context.Context) error {
 	return nil
 }
 
-// replan plans the batch against the table as the run last loaded it.
+// replan plans the batch against the table as the run last loaded it; a
+// batch replacing the table's rows (a reload) is planned against an empty
+// table and deletes every live row.
 func (r *run) replan(ctx context.Context) (*merge.Plan, error) {
+	if r.pl == nil { // emptyTable: no file to plan
+		plan := &merge.Plan{}
+		return plan, r.replaceRows(ctx, plan)
+	}
 	var live merge.LiveRows
-	if r.tbl != nil { // nil: a new table, created once planned
+	if r.tbl != nil && r.replace == "" { // nil: a new table, created once planned
 		live = r.tbl
 	}
 	r.res.Scan = merge.ScanStats{}
@@ -472,6 +489,9 @@ func (r *run) replan(ctx context.Context) (*merge.Plan, error) {
 	r.res.Time.Dedupe += st.Dedupe
 	r.res.Time.Locate += st.Locate
 	r.res.Scan = st.Scan
+	if err == nil && r.replace != "" {
+		err = r.replaceRows(ctx, plan)
+	}
 	return plan, err
 }
 
@@ -489,12 +509,12 @@ func (r *run) nextTombstones(p *merge.Plan) map[string]bookmark.Tombstone {
 // files without a commit, as it is not ahead of the table.
 func (r *run) absorb(ctx context.Context) error {
 	r.res.Outcome = OutcomeNoChanges
-	absorbed := r.st.Quarantine(r.todo, r.bad.q, r.d.Now())
+	absorbed := r.st.Forget(r.forget).Quarantine(r.todo, r.bad.q, r.d.Now())
 	absorbed.Tombstones = r.nextTombstones(r.plan)
 	if _, err := r.d.Bookmark.Save(ctx, absorbed.Settle(r.d.Now(), r.o.SettleAfter, r.left), r.ver); err != nil {
 		return err
 	}
-	r.res.Applied = len(absorbed.Files)
+	r.res.Applied = appliedCount(absorbed)
 	r.log.Info("no row changes", "files", len(r.todo), "stale", r.plan.Stale)
 	return nil
 }
@@ -526,6 +546,7 @@ func (r *run) commit(ctx context.Context) (*catalog.Table, error) {
 	r.res.Token = token
 	pending := r.st.Begin(token, r.todo, r.d.Now())
 	pending.Pending.Quarantined = r.bad.q
+	pending.Pending.Forget, pending.Pending.Replace = r.forget, r.replace
 	tbl, plan := r.tbl, r.plan
 	for attempt := 1; ; attempt++ {
 		r.res.Attempts, r.res.Plan = attempt, plan
@@ -548,7 +569,7 @@ func (r *run) commit(ctx context.Context) (*catalog.Table, error) {
 		if r.ver, err = r.d.Bookmark.Save(ctx, pending, r.ver); err != nil {
 			return nil, err
 		}
-		committed, err := r.d.Catalog.Commit(ctx, prepared, token, summary(token, plan))
+		committed, err := r.d.Catalog.Commit(ctx, prepared, token, r.summary(token, plan))
 		r.res.Time.Commit += time.Since(start)
 		if err == nil {
 			r.plan, r.res.Plan = plan, plan
@@ -592,13 +613,13 @@ func (r *run) reload(ctx context.Context, conflict error) (*catalog.Table, error
 // finish folds the committed run into the bookmark, then compacts the
 // table if a threshold says so.
 func (r *run) finish(ctx context.Context, committed *catalog.Table) error {
-	r.res.Outcome, r.res.Snapshot = OutcomeCommitted, committed.SnapshotID()
+	r.res.Outcome, r.res.Snapshot = r.commitOutcome(), committed.SnapshotID()
 	done := r.st.Finish(r.d.Now()).Settle(r.d.Now(), r.o.SettleAfter, r.left)
 	if _, err := r.d.Bookmark.Save(ctx, done, r.ver); err != nil {
 		return fmt.Errorf("the commit succeeded (snapshot %d) but saving the bookmark failed: %w; the next run recognises the commit and applies nothing twice", r.res.Snapshot, err)
 	}
-	r.res.Applied = len(done.Files)
-	r.log.Info("committed", "snapshot", r.res.Snapshot, "token", r.res.Token, "written", r.plan.WriteRows, "deleted", r.plan.DeleteRows, "attempts", r.res.Attempts)
+	r.res.Applied = appliedCount(done)
+	r.log.Info(string(r.res.Outcome), "snapshot", r.res.Snapshot, "token", r.res.Token, "written", r.plan.WriteRows, "deleted", r.plan.DeleteRows, "attempts", r.res.Attempts)
 	// Under the run's lock; a failed compaction is reported, never fails
 	// the run, whose commit stands.
 	r.res.AfterRun, r.res.AfterRunErr = maintainAfterRun(ctx, r.o, r.d, committed)

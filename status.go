@@ -9,6 +9,7 @@ import (
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
 	"github.com/icemerge/icemerge/internal/source"
+	"github.com/icemerge/icemerge/merge"
 )
 
 // StatusReport is the document `icemerge status --json` prints: one entry
@@ -37,8 +38,14 @@ type TableStatus struct {
 	Locked bool             `json:"locked"`
 	Lock   *bookmark.Holder `json:"lock,omitempty"`
 	// Problem is what the next run will stop at, if anything: the bookmark
-	// and the table disagree.
+	// and the table disagree, or the bookmark is missing.
 	Problem string `json:"problem,omitempty"`
+	// Reload is a new full load DMS wrote after CDC files were applied:
+	// the next run replaces the table's rows with it, once it is complete.
+	Reload *ReloadStatus `json:"reload,omitempty"`
+	// NewestGone is the newest applied file, found gone from the source (a
+	// reload or a truncate starts so): the next run lists the whole folder.
+	NewestGone string `json:"newest_gone,omitempty"`
 }
 
 // SnapshotStatus is the table's current snapshot.
@@ -55,6 +62,9 @@ type SnapshotStatus struct {
 	SourceFiles *int64 `json:"source_files,omitempty"`
 	RowsWritten *int64 `json:"rows_written,omitempty"`
 	RowsDeleted *int64 `json:"rows_deleted,omitempty"`
+	// Replace is why the snapshot replaced every row of the table: reload
+	// or truncate; empty for other snapshots.
+	Replace string `json:"replace,omitempty"`
 }
 
 // BookmarkStatus is the table's progress.
@@ -69,11 +79,22 @@ type BookmarkStatus struct {
 	Updated *time.Time `json:"updated,omitempty"`
 	// State is what the next run will find: in sync, fresh, or that the
 	// last run stopped between its commit and its second save.
-	State        string               `json:"state"`
-	AppliedFiles int                  `json:"applied_files"`
+	State        string `json:"state"`
+	AppliedFiles int    `json:"applied_files"`
+	// Settled is the watermark: a CDC file name (yyyyMMdd-HHmmssSSS); the
+	// applied CDC files named up to it are settled (SettledFiles of the
+	// AppliedFiles), and runs list only what is named after it between
+	// full listings (the last one at FullListing).
 	Settled      string               `json:"settled,omitempty"`
+	SettledFiles int                  `json:"settled_files,omitempty"`
+	FullListing  *time.Time           `json:"full_listing,omitempty"`
 	ResetAt      *time.Time           `json:"reset_at,omitempty"`
 	Rewound      *bookmark.RewindMark `json:"rewound,omitempty"`
+	// Check is what the last full listing that found something amiss
+	// found (applied files gone, late files); Replaced the last commit
+	// that replaced the table's rows.
+	Check    *bookmark.Check       `json:"check,omitempty"`
+	Replaced *bookmark.ReplaceMark `json:"replaced,omitempty"`
 }
 
 // PendingStatus is what the next run will process.
@@ -86,6 +107,9 @@ type PendingStatus struct {
 	Oldest         string     `json:"oldest,omitempty"`
 	OldestModified *time.Time `json:"oldest_modified,omitempty"`
 	LagSeconds     float64    `json:"lag_seconds"`
+	// Late counts the pending CDC files named at or before the watermark:
+	// they arrived after newer files were applied.
+	Late int `json:"late,omitempty"`
 }
 
 // Lag is the age of the oldest pending file.
@@ -121,6 +145,10 @@ func Status(ctx context.Context, o StatusOptions, d Deps) (TableStatus, error) {
 	s.Bookmark = BookmarkStatus{Location: d.Bookmark.Location(), Saved: ver != ""}
 	if ver == "" {
 		st = bookmark.New(o.Table)
+		if tableToken != "" {
+			s.Problem = fmt.Sprintf("the table was last written by icemerge run %s, but no bookmark is saved at %s: it was deleted, or --bookmark points elsewhere "+
+				"(the next run fails unless --on-missing-bookmark rebuild applies every file again)", tableToken, d.Bookmark.Location())
+		}
 	}
 	if st.Table != o.Table {
 		return s, fmt.Errorf("bookmark %s belongs to table %s, not %s: use another --bookmark", d.Bookmark.Location(), st.Table, o.Table)
@@ -135,8 +163,13 @@ func Status(ctx context.Context, o StatusOptions, d Deps) (TableStatus, error) {
 		s.Bookmark.State = outcome.String()
 	}
 	b := &s.Bookmark
-	b.Token, b.Runs, b.AppliedFiles, b.Settled = next.Token, next.Runs, len(next.Files), next.Settled
-	b.ResetAt, b.Rewound = next.ResetAt, next.Rewound
+	b.Token, b.Runs, b.AppliedFiles, b.Settled = next.Token, next.Runs, appliedCount(next), next.Settled
+	b.SettledFiles = next.SettledFiles.Len()
+	if !next.FullListing.IsZero() {
+		fl := next.FullListing
+		b.FullListing = &fl
+	}
+	b.ResetAt, b.Rewound, b.Check, b.Replaced = next.ResetAt, next.Rewound, next.Check, next.Replaced
 	if ver != "" {
 		u := next.Updated
 		b.Updated = &u
@@ -154,11 +187,24 @@ func Status(ctx context.Context, o StatusOptions, d Deps) (TableStatus, error) {
 	}
 	s.Quarantined = len(next.Quarantined)
 
-	todo, _, err := unprocessed(ctx, d.Source, next)
+	v, err := listSource(ctx, d.Source, next, now, false)
 	if err != nil {
 		return s, err
 	}
-	s.Pending = pendingStatus(todo, now)
+	s.Pending = pendingStatus(v.todo, now)
+	for _, o := range v.todo {
+		if o.Kind() == merge.CDC && next.Late(o.Key) {
+			s.Pending.Late++
+		}
+	}
+	if loads := v.loads(); len(loads) > 0 && next.AppliedCDC() {
+		s.Reload = &ReloadStatus{Loads: keysOf(loads), Complete: reloadComplete(loads, v.todo, now, 0)}
+	}
+	if gone, err := newestGone(ctx, d.Source, next, v); err != nil {
+		return s, err
+	} else if gone {
+		s.NewestGone = next.Newest()
+	}
 
 	if d.Lock != nil {
 		h, held, err := d.Lock.Holder(ctx, now)
@@ -206,5 +252,6 @@ func snapshotStatus(tbl *catalog.Table) *SnapshotStatus {
 		return nil
 	}
 	s.SourceFiles, s.RowsWritten, s.RowsDeleted = num(catalog.KeySourceFiles), num(catalog.KeyRowsWritten), num(catalog.KeyRowsDeleted)
+	s.Replace = snap.Summary[catalog.KeyReplace]
 	return s
 }

@@ -31,10 +31,19 @@ func WriteRun(w io.Writer, o RunOptions, res *Result) {
 	for _, k := range res.QuarantineOrder {
 		fmt.Fprintf(w, "%s: QUARANTINED %s (skipped, recorded in the bookmark): %s\n", res.Table, k, res.Quarantined[k])
 	}
+	writeListing(w, res)
 	p := res.Plan
 	switch res.Outcome {
 	case OutcomeNothingNew:
 		fmt.Fprintf(w, "%s: nothing new in %s (%d files applied)\n", res.Table, res.Source, res.Applied)
+	case OutcomeReloadWaiting:
+		fmt.Fprintf(w, "%s: waiting for DMS to finish reloading the table (%d files listed); nothing applied\n", res.Table, res.Left)
+	case OutcomeReloaded, OutcomeEmptied:
+		fmt.Fprintf(w, "%s: %s: replaced every row with %d files (%d changes, %d keys): %d rows written, %d rows deleted; snapshot %d\n",
+			res.Table, res.Outcome, res.Files, p.SourceRows, p.Keys, p.WriteRows, p.DeleteRows, res.Snapshot)
+		if res.Left > 0 {
+			fmt.Fprintf(w, "%s: %d more files left for the next run\n", res.Table, res.Left)
+		}
 	case OutcomeDryRun:
 		if p != nil {
 			writePlan(w, res)
@@ -45,7 +54,11 @@ func WriteRun(w io.Writer, o RunOptions, res *Result) {
 		fmt.Fprintf(w, "%s: applied %d files (%d changes, %d keys): %d rows written, %d rows deleted, %d stale changes skipped; snapshot %d\n",
 			res.Table, res.Files, p.SourceRows, p.Keys, p.WriteRows, p.DeleteRows, p.Stale, res.Snapshot)
 		if res.Left > 0 {
-			fmt.Fprintf(w, "%s: %d more files left for the next run (%s)\n", res.Table, res.Left, o.Bounds())
+			why := o.Bounds()
+			if why == "" {
+				why = "their keys sort out of their names' order: a date layout changed"
+			}
+			fmt.Fprintf(w, "%s: %d more files left for the next run (%s)\n", res.Table, res.Left, why)
 		}
 		if res.AfterRun != nil && res.AfterRun.Compact != nil {
 			writeCompact(w, res.Table, *res.AfterRun.Compact, false)
@@ -224,7 +237,18 @@ func WriteStatus(w io.Writer, s TableStatus) {
 		fmt.Fprintf(w, "  last run:      none since the bookmark was reset (bookmark %s, updated %s)\n", b.State, ts(*b.Updated))
 	}
 	if b.Settled != "" {
-		fmt.Fprintf(w, "  settled:       every key up to %s\n", b.Settled)
+		fmt.Fprintf(w, "  settled:       every CDC file named up to %s (%s)\n", b.Settled, count(b.SettledFiles, "file"))
+	}
+	if c := b.Check; c != nil {
+		if c.Gone > 0 {
+			fmt.Fprintf(w, "  gone:          %s applied before were gone at %s (%s)\n", count(c.Gone, "file"), ts(c.At), strings.Join(c.GoneKeys, ", "))
+		}
+		if c.Late > 0 {
+			fmt.Fprintf(w, "  late:          %s arrived after newer ones, found at %s (%s)\n", count(c.Late, "file"), ts(c.At), strings.Join(c.LateKeys, ", "))
+		}
+	}
+	if r := b.Replaced; r != nil {
+		fmt.Fprintf(w, "  replaced:      every row, by run %s at %s (%s, %s)\n", r.Token, ts(r.At), r.Reason, count(r.Files, "file"))
 	}
 	if r := b.Rewound; r != nil {
 		fmt.Fprintf(w, "  rewound:       to %s at %s (%s forgotten)\n", r.To.Format(time.RFC3339Nano), ts(r.At), count(r.Files, "file"))
@@ -251,6 +275,16 @@ func WriteStatus(w io.Writer, s TableStatus) {
 		fmt.Fprintf(w, "  lock:          free: %s\n", l.Detail)
 	default:
 		fmt.Fprintln(w, "  lock:          free")
+	}
+	if r := s.Reload; r != nil {
+		state := "waiting for the load to complete (a CDC file written after it)"
+		if r.Complete {
+			state = "complete: the next run replaces the table's rows with it"
+		}
+		fmt.Fprintf(w, "  reload:        DMS wrote a new full load of %s: %s\n", count(len(r.Loads), "file"), state)
+	}
+	if s.NewestGone != "" {
+		fmt.Fprintf(w, "  gone:          the newest applied file %s is gone from the source (the next run lists it whole)\n", s.NewestGone)
 	}
 	if s.Problem != "" {
 		fmt.Fprintf(w, "  problem:       %s\n", s.Problem)
@@ -295,7 +329,7 @@ func WriteRewind(w io.Writer, res *RewindResult) {
 		}
 		fmt.Fprintf(w, "; kept %d (full load and earlier files)\n", r.Kept)
 		if r.Settled != r.SettledBefore {
-			fmt.Fprintf(w, "  listings start after %s again (settled up to %s before)\n", orStart(r.Settled), r.SettledBefore)
+			fmt.Fprintf(w, "  settled now up to %s (up to %s before)\n", orStart(r.Settled), r.SettledBefore)
 		}
 	}
 	if !res.Listed {
@@ -334,7 +368,7 @@ func resetNext(st bookmark.State) string {
 	var b strings.Builder
 	b.WriteString("the next run lists the whole source folder and applies every file, the full load first")
 	if st.Settled != "" {
-		fmt.Fprintf(&b, ", settled history (up to %s) included", st.Settled)
+		fmt.Fprintf(&b, ", settled history (named up to %s) included", st.Settled)
 	}
 	b.WriteString("; rows already current stay unchanged")
 	if n := len(st.Quarantined); n > 0 {
@@ -360,7 +394,7 @@ func WriteBookmark(w io.Writer, table, location string, st bookmark.State, saved
 	}
 	fmt.Fprintf(w, "  token: %s\n  runs: %d\n  applied files: %d\n", tok, st.Runs, len(st.Files))
 	if st.Settled != "" {
-		fmt.Fprintf(w, "  settled: every key up to %s (listings start after it)\n", st.Settled)
+		fmt.Fprintf(w, "  settled: every CDC file named up to %s (%d recorded; runs list what is named after it)\n", st.Settled, st.SettledFiles.Len())
 	}
 	fmt.Fprintf(w, "  updated: %s\n", st.Updated.Format(time.RFC3339))
 	if st.ResetAt != nil {
@@ -577,7 +611,7 @@ func BookmarkReportOf(table, location string, st bookmark.State, saved, files bo
 	if !saved {
 		return r
 	}
-	r.Token, r.Runs, r.AppliedFiles, r.Settled, r.ResetAt = st.Token, st.Runs, len(st.Files), st.Settled, st.ResetAt
+	r.Token, r.Runs, r.AppliedFiles, r.Settled, r.ResetAt = st.Token, st.Runs, appliedCount(st), st.Settled, st.ResetAt
 	if !st.Updated.IsZero() {
 		u := st.Updated
 		r.Updated = &u

@@ -47,11 +47,11 @@ func (r *run) warnings(ctx context.Context) error {
 // mistake: only CSV objects (DMS's default DataFormat), objects of which
 // none is data, or an empty folder for a table nothing was ever applied to.
 func (r *run) warnNothing(ctx context.Context) error {
-	if len(r.st.Files) > 0 && r.res.Listed == 0 {
+	if appliedCount(r.st) > 0 && r.res.Listed == 0 {
 		return nil // settled history, nothing new: the normal case
 	}
 	var csv, other []string
-	err := r.d.Source.List(ctx, r.st.Settled, func(o source.Object) error {
+	err := r.eachListed(func(o source.Object) error {
 		if source.Classify(o.Key) != merge.NotData {
 			return nil
 		}
@@ -75,7 +75,7 @@ func (r *run) warnNothing(ctx context.Context) error {
 	case len(other) > 0:
 		r.log.Warn(fmt.Sprintf("%s holds %d objects (%s) but no DMS Parquet file (*.parquet): check --source and the DMS target endpoint's DataFormat=parquet",
 			r.res.Source, len(other), examples(other)), "objects", len(other))
-	case len(r.st.Files) == 0 && r.res.Listed == 0:
+	case appliedCount(r.st) == 0 && r.res.Listed == 0:
 		r.log.Warn(fmt.Sprintf("%s holds no objects: check --source (the DMS folder of one table, e.g. s3://BUCKET/raw_input/SCHEMA/TABLE)", r.res.Source))
 	}
 	return nil
@@ -111,7 +111,7 @@ func (r *run) warnTableFolders() {
 	var folders []string
 	for _, o := range r.todo {
 		first, _, nested := strings.Cut(o.Key, "/")
-		if nested && !dateFolder.MatchString(first) && !slices.Contains(folders, first) {
+		if nested && !dateFolder.MatchString(first) && !source.DateFolder(first) && !slices.Contains(folders, first) {
 			folders = append(folders, first)
 		}
 	}
@@ -416,7 +416,7 @@ func PreviewColumns(ctx context.Context, o RunOptions, d Deps) (*SourceColumns, 
 	if err != nil {
 		return nil, err
 	}
-	todo, _, err := unprocessed(ctx, d.Source, st)
+	todo, _, err := unprocessed(ctx, d.Source, st, d.Now())
 	if err != nil {
 		return nil, err
 	}

@@ -308,33 +308,40 @@ func TestSettle(t *testing.T) {
 	s := bookmark.New("db.t").Begin("r1", []source.Object{
 		obj("LOAD00000001.parquet", 1, old),
 		obj("2024/08/14/20240814-000001000.parquet", 1, old),
-		obj("2024/08/14/20240814-000002000.parquet", 1, old),
+		obj("20240814-000002000.parquet", 1, old), // before partitioning was switched on
 	}, old).Finish(old)
 	s = s.Begin("r2", []source.Object{obj("2024/08/14/20240814-000003000.parquet", 1, now)}, now).Finish(now)
 
 	got := s.Settle(now, 15*time.Minute, nil)
-	if got.Settled != "2024/08/14/20240814-000002000.parquet" {
-		t.Fatalf("Settled = %q, want the newest CDC key applied over 15 minutes ago", got.Settled)
+	if got.Settled != "20240814-000002000" {
+		t.Fatalf("Settled = %q, want the newest CDC name applied over 15 minutes ago", got.Settled)
 	}
-	if _, ok := got.Files["2024/08/14/20240814-000001000.parquet"]; ok || len(got.Files) != 2 {
-		t.Errorf("Files %v: want the settled keys forgotten, LOAD and the recent key kept", got.SortedFiles())
+	if _, ok := got.Files["2024/08/14/20240814-000001000.parquet"]; ok || len(got.Files) != 2 || got.SettledFiles.Len() != 2 {
+		t.Errorf("Files %v, %d settled: want the settled keys moved, LOAD and the recent key kept", got.SortedFiles(), got.SettledFiles.Len())
 	}
-	// A new CDC file, and a late one named before the recent key, are still
-	// unprocessed; what is settled is applied.
+	// A new CDC file, and late ones named before the recent key or the
+	// watermark, in any folder, are still unprocessed; what is settled is
+	// applied.
 	for key, want := range map[string]bool{
 		"2024/08/14/20240814-000004000.parquet": false,
 		"2024/08/14/20240814-000002500.parquet": false,
+		"2024/08/14/20240814-000001500.parquet": false,
+		"14/08/2024/20240814-000001000.parquet": false,
 		"2024/08/14/20240814-000001000.parquet": true,
+		"20240814-000002000.parquet":            true,
 		"LOAD00000001.parquet":                  true,
 	} {
-		if applied := got.Applied(obj(key, 1, now)); applied != want {
+		if applied := got.Applied(obj(key, 1, old)); applied != want {
 			t.Errorf("Applied(%s) = %v, want %v", key, applied, want)
 		}
 	}
-	// A bounded run left an older key unprocessed: Settled stays below it.
+	if !got.Late("2024/08/14/20240814-000001500.parquet") || got.Late("2024/08/14/20240814-000002500.parquet") {
+		t.Errorf("Late: want a name before the watermark late, one after it not")
+	}
+	// A bounded run left an older name unprocessed: Settled stays below it.
 	left := []source.Object{obj("2024/08/14/20240814-000001500.parquet", 1, old)}
-	if got := s.Settle(now, 15*time.Minute, left); got.Settled != "2024/08/14/20240814-000001000.parquet" {
-		t.Errorf("bounded: Settled = %q, want it below the unprocessed key", got.Settled)
+	if got := s.Settle(now, 15*time.Minute, left); got.Settled != "20240814-000001000" {
+		t.Errorf("bounded: Settled = %q, want it below the unprocessed name", got.Settled)
 	}
 	if got := s.Settle(now, 0, nil); got.Settled != "" {
 		t.Errorf("window 0 settled %q", got.Settled)

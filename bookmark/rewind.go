@@ -15,9 +15,10 @@ import (
 // bookmark cannot be rewound until one has run.
 var ErrPending = errors.New("a run of the table is pending")
 
-// ErrSettledHistory means a rewind reaches back into settled history (the
-// keys a listing starts after), which the bookmark no longer lists one by
-// one: the rewind needs a listing of the source.
+// ErrSettledHistory means a rewind reaches back into the settled history
+// of a bookmark of an earlier version, which counts files as applied
+// without recording them (State.Horizon): the rewind needs a listing of
+// the source.
 var ErrSettledHistory = errors.New("the rewind reaches settled history")
 
 // rewound reports whether a rewind to `to` forgets the object: a CDC file
@@ -45,22 +46,18 @@ type Rewinding struct {
 	Files []string
 	// Quarantined counts the quarantine records dropped with them.
 	Quarantined int
-	// Settled is the settled key after the rewind; SettledBefore before.
+	// Settled is the watermark after the rewind; SettledBefore before.
 	Settled, SettledBefore string
 	// Kept counts the applied files that stay applied (full-load files,
 	// CDC files named at or before the time, and names without a time).
 	Kept int
 }
 
-// NeedsHistory reports whether a rewind to `to` reaches into settled
-// history, so that Rewind needs the source's listing: the settled key is a
-// CDC name after `to`, or a name without a time.
+// NeedsHistory reports whether a rewind to `to` reaches into history a
+// bookmark of an earlier version settled without recording it (Horizon),
+// so that Rewind needs the source's listing.
 func (s State) NeedsHistory(to time.Time) bool {
-	if s.Settled == "" {
-		return false
-	}
-	t, ok := source.CDCTime(s.Settled)
-	return !ok || t.After(to)
+	return s.LegacySettled != "" || (s.Horizon != "" && s.Horizon > source.FormatCDCName(to))
 }
 
 // Rewind returns the state after `icemerge bookmark rewind --to to`: the
@@ -85,12 +82,13 @@ func (s State) NeedsHistory(to time.Time) bool {
 //     while.
 //   - Quarantine records of forgotten files are dropped: they are read
 //     again, as after a reset.
-//   - Settled moves back before the first forgotten key, so listings
-//     include the forgotten files again. The settled history is not in the
-//     bookmark, so when the rewind reaches into it (NeedsHistory), list
-//     must list the source from the start (it is called only then): the
-//     settled objects at or before `to` that now sort after Settled are
-//     recorded as applied. list nil fails such a rewind with
+//   - Settled files (SettledFiles) named after `to` are forgotten like
+//     the others, and the watermark moves back to `to`, so listings look
+//     at the forgotten files again. A bookmark of an earlier version
+//     counts older files as applied without recording them (Horizon); when
+//     the rewind reaches into them (NeedsHistory), list must list the
+//     source (it is called only then) so the rewind records the listed
+//     ones and forgets those after `to`. list nil fails such a rewind with
 //     ErrSettledHistory.
 //
 // A pending run fails the rewind with ErrPending.
@@ -101,7 +99,19 @@ func (s State) Rewind(to, now time.Time, list func() ([]source.Object, error)) (
 			ErrPending, s.Pending.Token, s.Table, s.Pending.Started.Format(time.RFC3339))
 	}
 	to = to.UTC()
-	r := Rewinding{SettledBefore: s.Settled, Settled: s.Settled}
+	r := Rewinding{SettledBefore: s.Settled}
+	if s.NeedsHistory(to) {
+		if list == nil {
+			return s, Rewinding{}, fmt.Errorf("%w: %s counts every CDC file named up to %s as applied (settled by an earlier version), after %s; "+
+				"pass --source so the rewind can list the settled files",
+				ErrSettledHistory, s.Table, max(s.Horizon, s.LegacySettled), to.Format(time.RFC3339Nano))
+		}
+		objs, err := list()
+		if err != nil {
+			return s, Rewinding{}, err
+		}
+		s = s.Materialize(objs, now)
+	}
 	files := make(map[string]FileInfo, len(s.Files))
 	for k, fi := range s.Files {
 		if rewound(k, to) {
@@ -109,20 +119,10 @@ func (s State) Rewind(to, now time.Time, list func() ([]source.Object, error)) (
 			continue
 		}
 		files[k] = fi
-		r.Kept++
 	}
-	if s.NeedsHistory(to) {
-		if list == nil {
-			return s, Rewinding{}, fmt.Errorf("%w: %s settled every key up to %s, after %s; "+
-				"pass --source so the rewind can list the settled files",
-				ErrSettledHistory, s.Table, s.Settled, to.Format(time.RFC3339Nano))
-		}
-		objs, err := list()
-		if err != nil {
-			return s, Rewinding{}, err
-		}
-		r.Settled = s.rewindSettled(to, objs, files, &r, now)
-	}
+	settled, forgot := s.SettledFiles.Without(func(k string) bool { return rewound(k, to) })
+	r.Files = append(r.Files, forgot...)
+	r.Kept = len(files) + settled.Len()
 	q := make(map[string]Quarantined, len(s.Quarantined))
 	for k, v := range s.Quarantined {
 		if rewound(k, to) {
@@ -134,47 +134,14 @@ func (s State) Rewind(to, now time.Time, list func() ([]source.Object, error)) (
 	if len(q) == 0 {
 		q = nil
 	}
-	slices.SortFunc(r.Files, func(a, b string) int { return source.CompareObjects(source.Object{Key: a}, source.Object{Key: b}) })
+	slices.SortFunc(r.Files, source.CompareKeys)
 	r.Files = slices.Compact(r.Files)
-	s.Files, s.Quarantined, s.Settled = files, q, r.Settled
+	if name := source.FormatCDCName(to); s.Settled > name {
+		s.Settled = name
+	}
+	r.Settled = s.Settled
+	s.Files, s.SettledFiles, s.Quarantined = files, settled, q
 	s.Updated = now.UTC()
 	s.Rewound = &RewindMark{To: to, At: now.UTC(), Files: len(r.Files)}
 	return s, r, nil
-}
-
-// rewindSettled returns the settled key after a rewind into settled
-// history: the greatest listed data key before the first forgotten one
-// ("" when there is none). The listed data objects between it and the old
-// settled key that the rewind keeps are added to files as applied; the
-// forgotten ones are added to r.
-func (s State) rewindSettled(to time.Time, objs []source.Object, files map[string]FileInfo, r *Rewinding, now time.Time) string {
-	first := ""
-	for _, o := range objs {
-		if o.Key <= s.Settled && rewound(o.Key, to) && (first == "" || o.Key < first) {
-			first = o.Key
-		}
-	}
-	if first == "" {
-		return s.Settled // nothing settled is after `to`
-	}
-	settled := ""
-	for _, o := range objs {
-		if source.Classify(o.Key) != merge.NotData && o.Key < first && o.Key > settled {
-			settled = o.Key
-		}
-	}
-	for _, o := range objs {
-		if source.Classify(o.Key) == merge.NotData || o.Key <= settled || o.Key > s.Settled {
-			continue
-		}
-		if rewound(o.Key, to) {
-			r.Files = append(r.Files, o.Key)
-			continue
-		}
-		if _, ok := files[o.Key]; !ok {
-			files[o.Key] = FileInfo{Size: o.Size, ModTime: o.ModTime.UTC(), ETag: o.ETag, Applied: now.UTC()}
-			r.Kept++
-		}
-	}
-	return settled
 }

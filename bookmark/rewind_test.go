@@ -1,6 +1,7 @@
 package bookmark_test
 
 import (
+	"encoding/json"
 	"errors"
 	"maps"
 	"slices"
@@ -107,58 +108,80 @@ func TestRewind(t *testing.T) {
 	})
 }
 
-// A rewind into settled history moves Settled back before the first
-// forgotten key; it needs the listing, and records the settled files it
-// keeps.
-func TestRewindIntoSettledHistory(t *testing.T) {
+// A rewind forgets settled files like the others, without a listing, and
+// moves the watermark back to the time.
+func TestRewindSettledFiles(t *testing.T) {
 	t0 := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
-	applied := now.Add(-time.Hour)
-	s, objs := rewindFixture(t0, applied)
+	s, objs := rewindFixture(t0, now.Add(-time.Hour))
 	s = s.Settle(now, 15*time.Minute, nil)
-	if s.Settled != objs[4].Key || len(s.Files) != 1 {
-		t.Fatalf("fixture: settled %q, files %v", s.Settled, s.SortedFiles())
+	if s.Settled != "20240814-000400000" || len(s.Files) != 1 || s.SettledFiles.Len() != 4 {
+		t.Fatalf("fixture: settled %q, files %v, %d settled", s.Settled, s.SortedFiles(), s.SettledFiles.Len())
 	}
-	// A newer file, applied now, and an object that is not data.
 	newer := obj(cdc(t0.Add(5*time.Minute)), 50, now)
 	s = s.Absorb([]source.Object{newer}, now)
+	listing := append(slices.Clone(objs), newer)
+	if s.NeedsHistory(t0) {
+		t.Fatalf("NeedsHistory with every settled file recorded")
+	}
+	got, r, err := s.Rewind(t0.Add(90*time.Second), now, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(keysOf(objs[2:]), newer.Key)
+	if !slices.Equal(r.Files, want) || got.Settled != "20240814-000130000" || r.SettledBefore != "20240814-000400000" {
+		t.Errorf("forgot %v, watermark %q (before %q); want %v, 20240814-000130000", r.Files, got.Settled, r.SettledBefore, want)
+	}
+	if left := unprocessed(got, listing); !slices.Equal(keysOf(source.SortObjects(left)), want) {
+		t.Errorf("next run lists %v, want %v", keysOf(left), want)
+	}
+	if r.Kept != 2 || r.Quarantined != 1 || got.Quarantined != nil {
+		t.Errorf("kept %d, quarantine records %v after dropping %d; want 2 kept", r.Kept, got.Quarantined, r.Quarantined)
+	}
+}
+
+// A bookmark of an earlier version settled by key: reading it turns the
+// key into a watermark; a rewind into that history needs the listing and
+// records the settled files it keeps.
+func TestRewindIntoLegacySettledHistory(t *testing.T) {
+	t0 := time.Date(2024, 8, 14, 0, 0, 0, 0, time.UTC)
+	applied := now.Add(-time.Hour)
+	_, objs := rewindFixture(t0, applied)
+	legacy := `{"format":1,"table":"db.t","token":"r3","runs":3,"settled":"` + objs[4].Key + `",` +
+		`"files":{"LOAD00000001.parquet":{"size":100,"mtime":"2024-08-14T00:00:00Z","applied":"2026-12-01T08:00:00Z"}}}`
+	var s bookmark.State
+	if err := json.Unmarshal([]byte(legacy), &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.Settled != "20240814-000400000" || s.Horizon != s.Settled {
+		t.Fatalf("read settled %q horizon %q; want the key's name as both", s.Settled, s.Horizon)
+	}
+	// Earlier versions settled a DDMMYYYY folder by key: 15/08/2024/…
+	// sorts before 14/08/2024/… and was never applied. By name it is not
+	// settled.
+	if !s.Applied(obj(objs[2].Key, 1, now)) || s.Applied(obj("15/08/2024/20240815-000000000.parquet", 1, now)) {
+		t.Errorf("a settled name must count as applied, a later one in a folder that sorts before must not")
+	}
+	newer := obj(cdc(t0.Add(5*time.Minute)), 50, now)
 	listing := append(slices.Clone(objs), newer, obj("2024/08/14/_tmp", 1, now))
 	listed := 0
 	list := func() ([]source.Object, error) { listed++; return listing, nil }
-
 	if _, _, err := s.Rewind(t0.Add(90*time.Second), now, nil); !errors.Is(err, bookmark.ErrSettledHistory) {
 		t.Fatalf("without a listing: err = %v, want ErrSettledHistory", err)
 	}
 	if !s.NeedsHistory(t0.Add(90*time.Second)) || s.NeedsHistory(t0.Add(4*time.Minute)) {
 		t.Errorf("NeedsHistory is wrong")
 	}
-
 	got, r, err := s.Rewind(t0.Add(90*time.Second), now, list)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if listed != 1 || got.Settled != objs[1].Key || r.SettledBefore != objs[4].Key {
-		t.Errorf("listed %d times, settled %q (before %q); want once, %q", listed, got.Settled, r.SettledBefore, objs[1].Key)
+	want := keysOf(objs[2:])
+	if listed != 1 || !slices.Equal(r.Files, want) || got.Settled != "20240814-000130000" || got.Horizon != "" {
+		t.Errorf("listed %d, forgot %v, watermark %q, horizon %q; want once, %v, 20240814-000130000, none", listed, r.Files, got.Settled, got.Horizon, want)
 	}
-	want := append(keysOf(objs[2:]), newer.Key)
-	if !slices.Equal(r.Files, want) {
-		t.Errorf("forgot %v, want %v", r.Files, want)
+	if left := unprocessed(got, listing); !slices.Equal(keysOf(source.SortObjects(left)), append(want, newer.Key)) {
+		t.Errorf("next run lists %v", keysOf(left))
 	}
-	if left := unprocessed(got, listing); !slices.Equal(keysOf(source.SortObjects(left)), want) {
-		t.Errorf("next run lists %v, want %v", keysOf(left), want)
-	}
-	if r.Quarantined != 1 || got.Quarantined != nil {
-		t.Errorf("quarantine records %v after dropping %d", got.Quarantined, r.Quarantined)
-	}
-
-	// Before every CDC file: nothing stays settled.
-	got, r, err = s.Rewind(t0, now, list)
-	if err != nil || got.Settled != "" || len(r.Files) != 5 {
-		t.Fatalf("settled %q, forgot %v (%v); want nothing settled, 5 files", got.Settled, r.Files, err)
-	}
-	if left := unprocessed(got, listing); len(source.SortObjects(left)) != 5 {
-		t.Errorf("next run lists %v, want the 5 CDC files", keysOf(left))
-	}
-
 	// A listing error is the rewind's error.
 	boom := errors.New("listing failed")
 	if _, _, err := s.Rewind(t0, now, func() ([]source.Object, error) { return nil, boom }); !errors.Is(err, boom) {

@@ -50,8 +50,8 @@ func Classify(key string) merge.Kind {
 	return merge.CDC
 }
 
-// SortObjects orders data objects in source order: full-load files first,
-// then CDC files, each by object key. Objects that are not data are dropped.
+// SortObjects orders data objects in source order (CompareKeys). Objects
+// that are not data are dropped.
 func SortObjects(objs []Object) []Object {
 	out := make([]Object, 0, len(objs))
 	for _, o := range objs {
@@ -66,8 +66,42 @@ func SortObjects(objs []Object) []Object {
 // CompareObjects compares two data objects in source order.
 func CompareObjects(a, b Object) int { return CompareKeys(a.Key, b.Key) }
 
-// CompareKeys compares two data object keys in source order.
-func CompareKeys(a, b string) int { return merge.CompareSource(Classify(a), a, Classify(b), b) }
+// CompareKeys compares two data object keys in source order: full-load
+// files first, by key; then CDC files by their base name (the time DMS
+// wrote them, whatever folders hold them: a date partition switched on
+// later, or DDMMYYYY folders, must not reorder them), then by key.
+func CompareKeys(a, b string) int {
+	ka, kb := Classify(a), Classify(b)
+	if ka != kb || ka != merge.CDC {
+		return merge.CompareSource(ka, a, kb, b)
+	}
+	if c := strings.Compare(path.Base(a), path.Base(b)); c != 0 {
+		return c
+	}
+	return strings.Compare(a, b)
+}
+
+// CDCName returns the base name of a CDC file without ".parquet" when it
+// is DMS's time name yyyyMMdd-HHmmssSSS; ok is false for any other key.
+// Names compare in time order as strings: they are the unit a bookmark's
+// watermark is kept in.
+func CDCName(key string) (name string, ok bool) {
+	name, found := strings.CutSuffix(path.Base(key), ".parquet")
+	if !found {
+		return "", false
+	}
+	if _, ok := ParseCDCTime(name); !ok {
+		return "", false
+	}
+	return name, true
+}
+
+// FormatCDCName is the name (without ".parquet") DMS gives a CDC file
+// written at t, in UTC to the millisecond.
+func FormatCDCName(t time.Time) string {
+	s := t.UTC().Format(cdcTimeLayout)
+	return s[:15] + s[16:]
+}
 
 // cdcTimeLayout is the time in a DMS CDC file name, yyyyMMdd-HHmmssSSS,
 // in UTC.
