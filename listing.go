@@ -333,12 +333,6 @@ func (r *run) list(ctx context.Context) error {
 			r.todo, r.left = todo[:n], todo[n:]
 		}
 	}
-	if n := mergeOrderPrefix(r.todo); n < len(r.todo) {
-		// merge orders CDC files by key; a batch whose keys do not follow
-		// the names' order (a date partition switched on) stops before.
-		r.left = append(slices.Clone(r.todo[n:]), r.left...)
-		r.todo = r.todo[:n]
-	}
 	r.res.Files, r.res.Left = len(r.todo), len(r.left)
 	return r.warnings(ctx)
 }
@@ -354,18 +348,6 @@ func (r *run) eachListed(fn func(source.Object) error) error {
 		}
 	}
 	return nil
-}
-
-// mergeOrderPrefix is how many of the batch's first objects (in source
-// order) merge's check of source order accepts in a row: at least one.
-func mergeOrderPrefix(objs []source.Object) int {
-	for i := 1; i < len(objs); i++ {
-		a, b := objs[i-1], objs[i]
-		if merge.CompareSource(a.Kind(), a.Key, b.Kind(), b.Key) >= 0 {
-			return i
-		}
-	}
-	return len(objs)
 }
 
 // reloaded handles a new full load written after CDC files were applied:

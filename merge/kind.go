@@ -1,6 +1,9 @@
 package merge
 
-import "strings"
+import (
+	"path"
+	"strings"
+)
 
 // Kind tells full-load files from CDC files. Which object is which is a
 // naming rule of DMS, decided by the source package; the batch only needs
@@ -28,10 +31,17 @@ func (k Kind) String() string {
 }
 
 // CompareSource compares two data files in source order: full-load files
-// first, then CDC files, each by name.
+// first, by key; then CDC files by their base name (the time DMS wrote
+// them, whatever folders hold them: a date partition switched on later, or
+// DDMMYYYY folders, must not reorder them), then by key.
 func CompareSource(ka Kind, a string, kb Kind, b string) int {
 	if ka != kb {
 		return int(ka) - int(kb)
+	}
+	if ka == CDC {
+		if c := strings.Compare(path.Base(a), path.Base(b)); c != 0 {
+			return c
+		}
 	}
 	return strings.Compare(a, b)
 }

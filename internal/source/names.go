@@ -66,20 +66,10 @@ func SortObjects(objs []Object) []Object {
 // CompareObjects compares two data objects in source order.
 func CompareObjects(a, b Object) int { return CompareKeys(a.Key, b.Key) }
 
-// CompareKeys compares two data object keys in source order: full-load
-// files first, by key; then CDC files by their base name (the time DMS
-// wrote them, whatever folders hold them: a date partition switched on
-// later, or DDMMYYYY folders, must not reorder them), then by key.
-func CompareKeys(a, b string) int {
-	ka, kb := Classify(a), Classify(b)
-	if ka != kb || ka != merge.CDC {
-		return merge.CompareSource(ka, a, kb, b)
-	}
-	if c := strings.Compare(path.Base(a), path.Base(b)); c != 0 {
-		return c
-	}
-	return strings.Compare(a, b)
-}
+// CompareKeys compares two data object keys in source order
+// (merge.CompareSource): full-load files first, by key; then CDC files by
+// their base name, the time DMS wrote them, whatever folders hold them.
+func CompareKeys(a, b string) int { return merge.CompareSource(Classify(a), a, Classify(b), b) }
 
 // CDCName returns the base name of a CDC file without ".parquet" when it
 // is DMS's time name yyyyMMdd-HHmmssSSS; ok is false for any other key.
