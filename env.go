@@ -2,8 +2,12 @@ package icemerge
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -106,13 +110,60 @@ type Env struct {
 	Now      func() time.Time
 	Catalog  *catalog.Catalog
 	Progress Progress
-	s3       *s3.Client  // nil when nothing is on S3
-	aws      *aws.Config // nil when nothing is on AWS
-	bm       source.Location
+	// MissingCatalog is the SQLite catalog file a reading command looked
+	// for and did not find (OpenForReading); "" otherwise.
+	MissingCatalog string
+
+	s3      *s3.Client  // nil when nothing is on S3
+	aws     *aws.Config // nil when nothing is on AWS
+	bm      source.Location
+	cleanup func()
 }
 
 // Close releases the catalog's connections.
-func (e *Env) Close() error { return e.Catalog.Close() }
+func (e *Env) Close() error {
+	err := e.Catalog.Close()
+	if e.cleanup != nil {
+		e.cleanup()
+	}
+	return err
+}
+
+// OpenForReading is Open for a command that only reads (show, status,
+// maintain, the bookmark commands): it never creates the sql catalog's
+// SQLite file. Where the file is missing it reads an empty catalog of its
+// own, removed by Close, and MissingCatalog names the file it looked for,
+// so an error can say where the catalog was expected.
+func OpenForReading(ctx context.Context, c Common, src string, awsCfg *aws.Config, log *slog.Logger) (context.Context, *Env, error) {
+	path, ok := c.sqliteFile()
+	if !ok {
+		return Open(ctx, c, src, awsCfg, log)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, fs.ErrNotExist) {
+		return Open(ctx, c, src, awsCfg, log)
+	}
+	tmp, err := os.MkdirTemp("", "icemerge-no-catalog-")
+	if err != nil {
+		return ctx, nil, fmt.Errorf("making an empty catalog to read: %w", err)
+	}
+	c.CatalogURI = filepath.Join(tmp, "catalog.db")
+	ctx, env, err := Open(ctx, c, src, awsCfg, log)
+	if err != nil {
+		os.RemoveAll(tmp)
+		return ctx, nil, err
+	}
+	env.MissingCatalog, env.cleanup = path, func() { os.RemoveAll(tmp) }
+	return ctx, env, nil
+}
+
+// sqliteFile is the SQLite file of the sql catalog c names, if it is one.
+func (c Common) sqliteFile() (string, bool) {
+	if c.Catalog != catalog.KindSQL || catalog.IsPostgresURI(c.CatalogURI) {
+		return "", false
+	}
+	l, err := source.ParseLocation(c.CatalogURI)
+	return l.Path, err == nil && !l.S3
+}
 
 // Bookmarks is the bookmark store (and run lock) of one table.
 func (e *Env) Bookmarks(table string) *bookmark.Bookmarks {

@@ -5,12 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
-	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -20,8 +16,7 @@ import (
 
 	"github.com/icemerge/icemerge"
 	"github.com/icemerge/icemerge/bookmark"
-	"github.com/icemerge/icemerge/catalog"
-	"github.com/icemerge/icemerge/internal/source"
+	"github.com/icemerge/icemerge/internal/clikit"
 )
 
 // Exit codes. Step Functions and cron wrappers tell outcomes apart by them.
@@ -68,18 +63,12 @@ func (g globals) logger(w io.Writer) *slog.Logger { return g.loggerTo(w, g.json(
 
 // loggerTo makes the command's logger, writing JSON lines or text to out.
 func (g globals) loggerTo(out io.Writer, jsonLogs bool) *slog.Logger {
-	var lvl slog.Level
-	_ = lvl.UnmarshalText([]byte(g.LogLevel))
-	opts := &slog.HandlerOptions{Level: lvl}
-	if jsonLogs {
-		return slog.New(slog.NewJSONHandler(out, opts))
-	}
-	return slog.New(slog.NewTextHandler(out, opts))
+	return clikit.NewLogger(out, g.LogLevel, jsonLogs)
 }
 
 // json reports whether logs to w are JSON.
 func (g globals) json(w io.Writer) bool {
-	return g.LogFormat == "json" || (g.LogFormat == "auto" && !isTerminal(w))
+	return g.LogFormat == "json" || (g.LogFormat == "auto" && !clikit.IsTerminal(w))
 }
 
 // grammar is the command line.
@@ -110,9 +99,9 @@ type app struct {
 	log            *slog.Logger
 	// logs is the log's output, which progress bars take over while they
 	// are drawn (nil: the log writes to stderr itself).
-	logs *switchWriter
+	logs *clikit.SwitchWriter
 	// progress is the run's display, once a run opened it.
-	progress progress
+	progress clikit.Progress
 	// missingCatalog is the SQLite catalog a command looked for and did
 	// not find.
 	missingCatalog string
@@ -134,24 +123,11 @@ func newParser(g *grammar, env func(string) (string, bool), stdout, stderr io.Wr
 		kong.Exit(func(code int) { panic(exited{code}) }),
 		kong.ShortUsageOnError(),
 		kong.ConfigureHelp(kong.HelpOptions{Compact: true, NoExpandSubcommands: true, WrapUpperBound: 100}),
-		kong.ValueFormatter(helpValue),
-		kong.Help(helpPrinter),
+		kong.ValueFormatter(clikit.HelpValue),
+		kong.Help(clikit.HelpPrinter(examples)),
 		kong.DefaultEnvars("ICEMERGE"),
-		kong.Resolvers(envResolver(env)),
+		kong.Resolvers(clikit.EnvResolver(env)),
 	)
-}
-
-// envResolver reads a flag's ICEMERGE_* variable through env, so a test or
-// the Lambda handler can pass the environment it means.
-func envResolver(env func(string) (string, bool)) kong.ResolverFunc {
-	return func(_ *kong.Context, _ *kong.Path, f *kong.Flag) (any, error) {
-		for _, name := range f.Envs {
-			if v, ok := env(name); ok {
-				return v, nil
-			}
-		}
-		return nil, nil
-	}
 }
 
 // cli runs one command and maps its outcome to an exit code, in one place.
@@ -187,7 +163,7 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		fmt.Fprintf(stdout, "icemerge %s\n", version())
 		return exitOK
 	}
-	kctx, err := parser.Parse(doubleDash(parser, args))
+	kctx, err := parser.Parse(clikit.DoubleDash(parser, args))
 	if err != nil {
 		fmt.Fprintf(stderr, "icemerge: %v\n", err)
 		var pe *kong.ParseError
@@ -198,7 +174,7 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 		}
 		return exitUsage
 	}
-	logs := newSwitchWriter(stderr)
+	logs := clikit.NewSwitchWriter(stderr)
 	a := &app{ctx: ctx, env: env, stdout: stdout, stderr: stderr, globals: g.globals, logs: logs,
 		log: g.globals.loggerTo(logs, g.globals.json(stderr))}
 	err = kctx.Run(a)
@@ -223,32 +199,6 @@ func cli(ctx context.Context, args []string, env func(string) (string, bool), st
 	return exitCode(class)
 }
 
-// doubleDash turns -flag into --flag for the long flags of the command
-// line: icemerge's flags were single-dash once, and scripts may still say
-// -table.
-func doubleDash(k *kong.Kong, args []string) []string {
-	long := map[string]bool{}
-	var walk func(n *kong.Node)
-	walk = func(n *kong.Node) {
-		for _, f := range n.Flags {
-			long[f.Name] = true
-		}
-		for _, c := range n.Children {
-			walk(c)
-		}
-	}
-	walk(k.Model.Node)
-	out := make([]string, len(args))
-	for i, a := range args {
-		name, _, _ := strings.Cut(strings.TrimPrefix(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && !strings.HasPrefix(a, "--") && len(name) > 1 && long[name] {
-			a = "-" + a
-		}
-		out[i] = a
-	}
-	return out
-}
-
 // complete fills the settings derived from others and the environment.
 func (a *app) complete(c *icemerge.Common) error {
 	err := c.Complete(a.env)
@@ -264,8 +214,9 @@ func (a *app) warehouse() string {
 	return a.common.Warehouse
 }
 
-// open opens the environment of a command on c's tables.
-func (a *app) open(c *icemerge.Common, src string) (context.Context, *icemerge.Env, error) {
+// open opens the environment of a command on c's tables; a command that
+// only reads never creates the SQLite catalog (icemerge.OpenForReading).
+func (a *app) open(c *icemerge.Common, src string, readOnly bool) (context.Context, *icemerge.Env, error) {
 	if err := a.complete(c); err != nil {
 		return a.ctx, nil, err
 	}
@@ -274,18 +225,25 @@ func (a *app) open(c *icemerge.Common, src string) (context.Context, *icemerge.E
 		// The bytes of source files downloaded from S3 are counted as they
 		// arrive, for the progress of the first large file.
 		var err error
-		awsCfg, err = icemerge.LoadAWS(a.ctx, icemerge.AWSOptions{Wrap: func(rt http.RoundTripper) http.RoundTripper { return countingTransport{rt} }})
+		awsCfg, err = icemerge.LoadAWS(a.ctx, icemerge.AWSOptions{Wrap: func(rt http.RoundTripper) http.RoundTripper { return clikit.CountingTransport{RoundTripper: rt} }})
 		if err != nil {
 			return a.ctx, nil, err
 		}
 	}
-	return icemerge.Open(a.ctx, *c, src, awsCfg, a.log)
+	if !readOnly {
+		return icemerge.Open(a.ctx, *c, src, awsCfg, a.log)
+	}
+	ctx, env, err := icemerge.OpenForReading(a.ctx, *c, src, awsCfg, a.log)
+	if err == nil {
+		a.missingCatalog = env.MissingCatalog
+	}
+	return ctx, env, err
 }
 
 // startProgress gives the run's environment its display: bars on a
 // terminal with text logs, else progress log lines.
 func (a *app) startProgress(env *icemerge.Env) {
-	a.progress = newProgress(a.stderr, isTerminal(a.stderr), a.globals.json(a.stderr), a.logs, a.log)
+	a.progress = clikit.NewProgress(a.stderr, clikit.IsTerminal(a.stderr), a.globals.json(a.stderr), a.logs, a.log)
 	env.Progress = a.progress
 }
 
@@ -296,51 +254,18 @@ func (a *app) endProgress() {
 	}
 }
 
-// deps opens the environment of a command on one table.
-// A command that only reads never creates the SQLite catalog: where its
-// file is missing it reads an empty one of its own, and an error says
-// where the catalog was looked for.
+// deps opens the environment of a command on one table, reading.
 func (a *app) deps(c *icemerge.Common, src string) (context.Context, icemerge.Deps, func(), error) {
-	if err := a.complete(c); err != nil {
-		return a.ctx, icemerge.Deps{}, nil, err
-	}
-	var tmp string
-	if path, ok := sqliteFile(*c); ok {
-		if _, err := os.Stat(path); errors.Is(err, fs.ErrNotExist) {
-			var err error
-			if tmp, err = os.MkdirTemp("", "icemerge-no-catalog-"); err != nil {
-				return a.ctx, icemerge.Deps{}, nil, err
-			}
-			a.missingCatalog = path
-			c.CatalogURI = filepath.Join(tmp, "catalog.db")
-		}
-	}
-	release := func() {
-		if tmp != "" {
-			os.RemoveAll(tmp)
-		}
-	}
-	ctx, env, err := a.open(c, src)
+	ctx, env, err := a.open(c, src, true)
 	if err != nil {
-		release()
 		return ctx, icemerge.Deps{}, nil, err
 	}
 	d, err := env.Deps(c.Table, src)
 	if err != nil {
 		env.Close()
-		release()
 		return ctx, d, nil, err
 	}
-	return ctx, d, func() { env.Close(); release() }, nil
-}
-
-// sqliteFile is the SQLite file of the sql catalog c names, if it is one.
-func sqliteFile(c icemerge.Common) (string, bool) {
-	if c.Catalog != catalog.KindSQL || catalog.IsPostgresURI(c.CatalogURI) {
-		return "", false
-	}
-	l, err := source.ParseLocation(c.CatalogURI)
-	return l.Path, err == nil && !l.S3
+	return ctx, d, func() { env.Close() }, nil
 }
 
 // runCmd is `icemerge run`.
@@ -353,14 +278,13 @@ type runCmd struct {
 }
 
 func (c *runCmd) Run(a *app) error {
-	started := time.Now()
 	out := a.stdout
 	if c.Report == "-" {
 		out = a.stderr // stdout carries the report alone
 	}
 	rep, err := runReport(a, c.DatabaseOptions, out, a.metricsTo(c.Metrics))
 	if c.Report != "" && rep != nil {
-		if rerr := icemerge.WriteJSON(c.Report, a.stdout, "run report", rep.at(started)); rerr != nil {
+		if rerr := icemerge.WriteJSON(c.Report, a.stdout, "run report", rep); rerr != nil {
 			if err != nil {
 				return errors.Join(err, rerr)
 			}
@@ -373,22 +297,15 @@ func (c *runCmd) Run(a *app) error {
 	return err
 }
 
-// report is a run's report, less its start time.
-type report icemerge.Report
-
-func (r *report) at(started time.Time) icemerge.Report {
-	r.Started = started.UTC()
-	return icemerge.Report(*r)
-}
-
 // runReport runs one table or a whole database, writes what each table
 // did to out and its metrics to emf (nil: none), and returns the report
 // (nil when no run started).
-func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*report, error) {
+func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*icemerge.Report, error) {
+	started := time.Now().UTC()
 	if o.Table != "" && o.Whole() {
 		return nil, fmt.Errorf("%w: --config, --namespace, --table-prefix, --parallel, --include and --exclude are for a whole-database run: drop --table and point --source at the schema folder", icemerge.ErrUsage)
 	}
-	ctx, env, err := a.open(&o.Common, o.Source)
+	ctx, env, err := a.open(&o.Common, o.Source, false)
 	if err != nil {
 		if o.Table != "" {
 			a.writeMetrics(emf, o.Table, nil, err)
@@ -406,7 +323,7 @@ func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*report,
 			return nil, err
 		}
 		icemerge.WriteDatabaseRun(out, o, runs)
-		rep := &report{OK: err == nil}
+		rep := &icemerge.Report{Started: started, OK: err == nil}
 		for _, r := range runs {
 			a.writeMetrics(emf, r.Table, r.Result, r.Err)
 			rep.Tables = append(rep.Tables, icemerge.TableReportOf(r.Table, r.Result, r.Err))
@@ -433,7 +350,7 @@ func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*report,
 	a.endProgress()
 	a.writeMetrics(emf, o.Table, res, err)
 	icemerge.WriteRun(out, o.RunOptions, res)
-	return &report{OK: err == nil, Tables: []icemerge.TableReport{icemerge.TableReportOf(o.Table, res, err)}}, err
+	return &icemerge.Report{Started: started, OK: err == nil, Tables: []icemerge.TableReport{icemerge.TableReportOf(o.Table, res, err)}}, err
 }
 
 // showCmd is `icemerge show`.
@@ -587,7 +504,7 @@ type checkCmd struct {
 }
 
 func (c *checkCmd) Run(a *app) error {
-	ctx, env, err := a.open(&c.Common, c.Source)
+	ctx, env, err := a.open(&c.Common, c.Source, false)
 	if err != nil {
 		return err
 	}
@@ -619,42 +536,4 @@ func (versionCmd) Run(a *app) error {
 var commit string
 
 // version is the module's version and the commit it was built from.
-func version() string {
-	bi, ok := debug.ReadBuildInfo()
-	if !ok {
-		return "(unknown)"
-	}
-	v := bi.Main.Version
-	rev, dirty := commit, ""
-	for _, s := range bi.Settings {
-		switch s.Key {
-		case "vcs.revision":
-			rev = s.Value
-		case "vcs.modified":
-			if s.Value == "true" {
-				dirty = "+dirty"
-			}
-		}
-	}
-	if hash, rest, _ := strings.Cut(rev, "+"); len(hash) > 12 {
-		rev = hash[:12]
-		if rest != "" {
-			rev += "+" + rest
-		}
-	}
-	if rev != "" {
-		v += " (" + rev + dirty + ")"
-	}
-	return v + " " + bi.GoVersion
-}
-
-// isTerminal reports whether w is a terminal (a character device), where
-// people read logs; pipes, files and log collectors get JSON.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
+func version() string { return clikit.Version(commit) }

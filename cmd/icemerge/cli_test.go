@@ -24,6 +24,7 @@ import (
 	"github.com/icemerge/icemerge"
 	"github.com/icemerge/icemerge/bookmark"
 	"github.com/icemerge/icemerge/catalog"
+	"github.com/icemerge/icemerge/internal/clikit"
 	"github.com/icemerge/icemerge/internal/testkit/dmstest"
 	"github.com/icemerge/icemerge/internal/testkit/icecheck"
 	"github.com/icemerge/icemerge/internal/testkit/testservers"
@@ -789,4 +790,56 @@ func listTree(t *testing.T, dir string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// A whole-database run's JSON log lines carry each key once: the run's
+// logger adds "table", the database run adds none of its own.
+func TestDatabaseRunLogKeysOnce(t *testing.T) {
+	old := clikit.LogEvery
+	clikit.LogEvery = time.Millisecond // progress lines among them
+	defer func() { clikit.LogEvery = old }()
+	w := newWorld(t)
+	delete(w.envs, "ICEMERGE_TABLE")
+	w.envs["ICEMERGE_LOG_LEVEL"] = "debug"
+	w.envs["ICEMERGE_LOG_FORMAT"] = "json"
+	schema := filepath.Dir(w.src)
+	for _, table := range []string{"users", "accounts"} {
+		b, _ := os.ReadFile(filepath.Join(fixtures, "LOAD00000001.parquet"))
+		os.MkdirAll(filepath.Join(schema, table), 0o755)
+		os.WriteFile(filepath.Join(schema, table, "LOAD00000001.parquet"), b, 0o644)
+	}
+	code, stdout, stderr := w.run("run", "--source", schema, "--key", "user_id")
+	if code != exitOK || !strings.Contains(stdout, "test_db.accounts: applied") || !strings.Contains(stdout, "test_db.users: applied") {
+		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
+	}
+	withTable := 0
+	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
+		dec := json.NewDecoder(strings.NewReader(line))
+		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("not a JSON object: %q", line)
+		}
+		seen := map[string]int{}
+		for dec.More() {
+			k, err := dec.Token()
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			seen[k.(string)]++
+			var v json.RawMessage
+			if err := dec.Decode(&v); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+		}
+		for k, n := range seen {
+			if n > 1 {
+				t.Errorf("key %q %d times in %s", k, n, line)
+			}
+		}
+		if seen["table"] == 1 {
+			withTable++
+		}
+	}
+	if withTable < 4 {
+		t.Errorf("only %d log lines name their table:\n%s", withTable, stderr)
+	}
 }

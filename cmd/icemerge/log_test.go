@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 )
@@ -22,5 +23,12 @@ func TestLogFormat(t *testing.T) {
 		if isJSON != c.json || !strings.Contains(line, "snapshot") {
 			t.Errorf("--log-format %s to a buffer: %q; want JSON %v", c.format, line, c.json)
 		}
+	}
+}
+
+// --log-format json is JSON on a terminal too.
+func TestJSONLogsAnywhere(t *testing.T) {
+	if !(globals{LogFormat: "json"}).json(os.Stderr) {
+		t.Error("--log-format json is not JSON on stderr")
 	}
 }

@@ -7,12 +7,11 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/signal"
-	"runtime/debug"
-	"runtime/pprof"
 	"syscall"
+
+	"github.com/icemerge/icemerge/internal/clikit"
 )
 
 func main() {
@@ -20,9 +19,7 @@ func main() {
 	// with few pointers: collecting at half the default growth costs a few
 	// percent of the time and keeps peak memory about a third lower. GOGC
 	// set in the environment wins.
-	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
-	}
+	clikit.TuneGC(os.LookupEnv, 50, 0)
 	// On AWS Lambda (provided.al2023, `make lambda`) the runtime API is set:
 	// serve invocations, one run each, until the runtime stops the process.
 	if _, ok := os.LookupEnv("AWS_LAMBDA_RUNTIME_API"); ok {
@@ -30,42 +27,9 @@ func main() {
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	stopProfile := profile()
+	stopProfile := clikit.Profile(os.Getenv("ICEMERGE_CPU_PROFILE"), os.Getenv("ICEMERGE_HEAP_PROFILE"), os.Stderr)
 	code := cli(ctx, os.Args[1:], os.LookupEnv, os.Stdout, os.Stderr)
 	stopProfile()
 	stop()
 	os.Exit(code)
-}
-
-// profile writes a CPU profile to $ICEMERGE_CPU_PROFILE and a heap profile
-// to $ICEMERGE_HEAP_PROFILE at exit, for performance work
-// (docs/development.md).
-func profile() func() {
-	var done []func()
-	if path := os.Getenv("ICEMERGE_CPU_PROFILE"); path != "" {
-		if f, err := os.Create(path); err != nil {
-			fmt.Fprintf(os.Stderr, "icemerge: ICEMERGE_CPU_PROFILE: %v\n", err)
-		} else if err := pprof.StartCPUProfile(f); err != nil {
-			fmt.Fprintf(os.Stderr, "icemerge: ICEMERGE_CPU_PROFILE: %v\n", err)
-		} else {
-			done = append(done, func() { pprof.StopCPUProfile(); f.Close() })
-		}
-	}
-	if path := os.Getenv("ICEMERGE_HEAP_PROFILE"); path != "" {
-		done = append(done, func() {
-			f, err := os.Create(path)
-			if err == nil {
-				err = pprof.Lookup("allocs").WriteTo(f, 0)
-				f.Close()
-			}
-			if err != nil {
-				fmt.Fprintf(os.Stderr, "icemerge: ICEMERGE_HEAP_PROFILE: %v\n", err)
-			}
-		})
-	}
-	return func() {
-		for _, f := range done {
-			f()
-		}
-	}
 }

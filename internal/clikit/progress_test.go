@@ -1,4 +1,4 @@
-package main
+package clikit
 
 import (
 	"bytes"
@@ -74,7 +74,7 @@ func (c *fakeConsole) Flush(lines int) error {
 func TestBarsKeepLogLinesAbove(t *testing.T) {
 	var stderr bytes.Buffer
 	console := &fakeConsole{}
-	logs := newSwitchWriter(&stderr)
+	logs := NewSwitchWriter(&stderr)
 	log := slog.New(slog.NewTextHandler(logs, nil))
 	p := newBarProgress(&stderr, logs, console)
 	p.Step("db.users", "reading files", 1, 4)
@@ -116,15 +116,12 @@ func TestProgressChoice(t *testing.T) {
 	for _, c := range []struct {
 		term, json, bars bool
 	}{{true, true, false}, {true, false, true}, {false, false, false}, {false, true, false}} {
-		p := newProgress(io.Discard, c.term, c.json, newSwitchWriter(io.Discard), log)
+		p := NewProgress(io.Discard, c.term, c.json, NewSwitchWriter(io.Discard), log)
 		_, bars := p.(*barProgress)
 		p.Close()
 		if bars != c.bars {
 			t.Errorf("terminal %v, JSON logs %v: bars %v", c.term, c.json, bars)
 		}
-	}
-	if !(globals{LogFormat: "json"}).json(os.Stderr) {
-		t.Error("--log-format json is not JSON on stderr")
 	}
 }
 
@@ -196,55 +193,3 @@ func TestProgressLoggedOffTerminal(t *testing.T) {
 type writerFunc func([]byte) (int, error)
 
 func (f writerFunc) Write(b []byte) (int, error) { return f(b) }
-
-// A whole-database run's JSON log lines carry each key once: the run's
-// logger adds "table", the database run adds none of its own.
-func TestDatabaseRunLogKeysOnce(t *testing.T) {
-	old := progressLogEvery
-	progressLogEvery = time.Millisecond // progress lines among them
-	defer func() { progressLogEvery = old }()
-	w := newWorld(t)
-	delete(w.envs, "ICEMERGE_TABLE")
-	w.envs["ICEMERGE_LOG_LEVEL"] = "debug"
-	w.envs["ICEMERGE_LOG_FORMAT"] = "json"
-	schema := filepath.Dir(w.src)
-	for _, table := range []string{"users", "accounts"} {
-		b, _ := os.ReadFile(filepath.Join(fixtures, "LOAD00000001.parquet"))
-		os.MkdirAll(filepath.Join(schema, table), 0o755)
-		os.WriteFile(filepath.Join(schema, table, "LOAD00000001.parquet"), b, 0o644)
-	}
-	code, stdout, stderr := w.run("run", "--source", schema, "--key", "user_id")
-	if code != exitOK || !strings.Contains(stdout, "test_db.accounts: applied") || !strings.Contains(stdout, "test_db.users: applied") {
-		t.Fatalf("exit %d\n%s%s", code, stdout, stderr)
-	}
-	withTable := 0
-	for _, line := range strings.Split(strings.TrimSpace(stderr), "\n") {
-		dec := json.NewDecoder(strings.NewReader(line))
-		if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-			t.Fatalf("not a JSON object: %q", line)
-		}
-		seen := map[string]int{}
-		for dec.More() {
-			k, err := dec.Token()
-			if err != nil {
-				t.Fatalf("%q: %v", line, err)
-			}
-			seen[k.(string)]++
-			var v json.RawMessage
-			if err := dec.Decode(&v); err != nil {
-				t.Fatalf("%q: %v", line, err)
-			}
-		}
-		for k, n := range seen {
-			if n > 1 {
-				t.Errorf("key %q %d times in %s", k, n, line)
-			}
-		}
-		if seen["table"] == 1 {
-			withTable++
-		}
-	}
-	if withTable < 4 {
-		t.Errorf("only %d log lines name their table:\n%s", withTable, stderr)
-	}
-}

@@ -1,4 +1,4 @@
-package main
+package clikit
 
 import (
 	"context"
@@ -22,15 +22,15 @@ import (
 // bar per table (mpb), with the phase, its rate and an ETA, and the bytes
 // read of the files being read, log lines printed above the bars. Anywhere
 // else (a pipe, a file, JSON logs): a progress log line at least every
-// progressLogEvery, so a long run is never silent.
+// LogEvery, so a long run is never silent.
 
-// progressLogEvery is how often a run's progress is logged when no bar is
+// LogEvery is how often a run's progress is logged when no bar is
 // drawn.
-var progressLogEvery = 10 * time.Second
+var LogEvery = 10 * time.Second
 
-// progress is icemerge.Progress plus what the command line adds: the bytes
+// Progress is icemerge.Progress plus what the command line adds: the bytes
 // read of the source files, and an end before results are printed.
-type progress interface {
+type Progress interface {
 	icemerge.Progress
 	// Source counts the bytes read from the table's source folder.
 	Source(table string, s icemerge.Source) icemerge.Source
@@ -39,14 +39,14 @@ type progress interface {
 	Close()
 }
 
-// newProgress chooses the display: bars when stderr is a terminal and logs
+// NewProgress chooses the display: bars when stderr is a terminal and logs
 // are text, else log lines. logs is the logger's output, which the bars
 // take over while they are drawn.
-func newProgress(stderr io.Writer, term, jsonLogs bool, logs *switchWriter, log *slog.Logger) progress {
+func NewProgress(stderr io.Writer, term, jsonLogs bool, logs *SwitchWriter, log *slog.Logger) Progress {
 	if term && !jsonLogs {
 		return newBarProgress(stderr, logs, nil)
 	}
-	return newLogProgress(log, progressLogEvery)
+	return newLogProgress(log, LogEvery)
 }
 
 // tracker keeps each table's progress: the phase and its counts, and the
@@ -270,7 +270,7 @@ func rateText(r float64) string {
 
 // sourceCounter counts the bytes read from a table's source files: from a
 // local file as it is read, from S3 as the response body arrives
-// (countingTransport), so the first large file shows its progress.
+// (CountingTransport), so the first large file shows its progress.
 type sourceCounter struct {
 	icemerge.Source
 	t     *tracker
@@ -307,11 +307,11 @@ func (r *countedReader) Close() error {
 // fileCountKey carries a source file's count to the HTTP transport.
 type fileCountKey struct{}
 
-// countingTransport counts the response bodies of requests made for a
+// CountingTransport counts the response bodies of requests made for a
 // counted source file.
-type countingTransport struct{ http.RoundTripper }
+type CountingTransport struct{ http.RoundTripper }
 
-func (t countingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+func (t CountingTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	resp, err := t.RoundTripper.RoundTrip(req)
 	fc, ok := req.Context().Value(fileCountKey{}).(*fileCount)
 	if err != nil || !ok || resp.Body == nil || resp.StatusCode >= 300 {
@@ -339,7 +339,7 @@ func (b *countedBody) Read(p []byte) (int, error) {
 type barProgress struct {
 	*tracker
 	p      *mpb.Progress
-	logs   *switchWriter
+	logs   *SwitchWriter
 	mu     sync.Mutex
 	bars   map[string]*mpb.Bar
 	stop   chan struct{}
@@ -352,7 +352,7 @@ const barScale = 1000
 
 // newBarProgress draws on w (console, when not nil, stands for the
 // terminal in tests).
-func newBarProgress(w io.Writer, logs *switchWriter, console mpb.ConsoleWriter) *barProgress {
+func newBarProgress(w io.Writer, logs *SwitchWriter, console mpb.ConsoleWriter) *barProgress {
 	opts := []mpb.ContainerOption{mpb.WithOutput(w), mpb.WithRefreshRate(150 * time.Millisecond), mpb.WithWidth(100)}
 	if console != nil {
 		opts = append(opts, mpb.WithConsoleWriter(console), mpb.WithAutoRefresh())
@@ -498,17 +498,17 @@ func (l *logProgress) Close() {
 	})
 }
 
-// switchWriter is the log's output: stderr, or the bars while they are
+// SwitchWriter is the log's output: stderr, or the bars while they are
 // drawn (mpb prints what is written to it above them).
-type switchWriter struct {
+type SwitchWriter struct {
 	mu   sync.Mutex
 	base io.Writer
 	cur  io.Writer
 }
 
-func newSwitchWriter(w io.Writer) *switchWriter { return &switchWriter{base: w, cur: w} }
+func NewSwitchWriter(w io.Writer) *SwitchWriter { return &SwitchWriter{base: w, cur: w} }
 
-func (s *switchWriter) Write(p []byte) (int, error) {
+func (s *SwitchWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	w := s.cur
 	s.mu.Unlock()
@@ -519,10 +519,10 @@ func (s *switchWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-func (s *switchWriter) set(w io.Writer) {
+func (s *SwitchWriter) set(w io.Writer) {
 	s.mu.Lock()
 	s.cur = w
 	s.mu.Unlock()
 }
 
-func (s *switchWriter) reset() { s.set(s.base) }
+func (s *SwitchWriter) reset() { s.set(s.base) }
