@@ -223,7 +223,6 @@ func compareWorkloadRows(t *testing.T, tb *workload.Table, names []string, want 
 	}
 }
 
-
 type testWriter struct{ t *testing.T }
 
 func (w testWriter) Write(p []byte) (int, error) {
