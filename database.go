@@ -275,6 +275,8 @@ func RunDatabase(ctx context.Context, o DatabaseOptions, tables Tables) ([]Table
 		seen[name] = folder
 		to := o.RunOptions
 		to.Table, to.Source = name, strings.TrimSuffix(o.Source, "/")+"/"+folder
+		// The tables running at once share the budget.
+		to.Memory = o.Memory / ByteSize(max(cfg.Parallel, 1))
 		if len(tc.Key) > 0 {
 			to.Keys = Columns(tc.Key)
 		}

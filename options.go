@@ -191,6 +191,9 @@ type RunOptions struct {
 	// holds at least one file.
 	MaxFiles int      `help:"Apply at most this many files per run, in source order (0: all)." default:"0" placeholder:"N"`
 	MaxBytes ByteSize `help:"Apply files in source order until the next would pass this size (e.g. 512MiB, 2GiB); at least one file (0: all)." default:"0" placeholder:"SIZE"`
+	// Memory is what a run plans its memory within (0: no budget):
+	// memoryBudget.
+	Memory ByteSize `help:"The memory a run plans within: the source cache takes at most a quarter of it, a large batch is planned in key-hash partitions sized to half of it, files are read a row group at a time, and the Go heap is held under it (a soft limit; GOMEMLIMIT wins). On Lambda: three quarters of the function's memory. 0: no budget (--source-cache and --partition-rows as given)." default:"512MiB" placeholder:"SIZE"`
 	// SourceCache: the decoded rows of source files kept from the first
 	// read, up to this many bytes, so their winners are written without
 	// reading them again.
@@ -281,6 +284,9 @@ func (o RunOptions) Validate() error {
 	}
 	if o.PartitionRows < 0 {
 		errs = append(errs, fmt.Errorf("--partition-rows %d: use 0 (one partition) or more", o.PartitionRows))
+	}
+	if o.Memory != 0 && o.Memory < minMemory {
+		errs = append(errs, fmt.Errorf("--memory %s: use at least %s, or 0 for no budget", o.Memory, minMemory))
 	}
 	if o.Source == "" {
 		errs = append(errs, errors.New("--source is required: the DMS folder of one table (with --table), or the schema folder of a whole database"))
@@ -681,4 +687,57 @@ func (d Days) String() string {
 		return strconv.Itoa(int(t/(24*time.Hour))) + "d"
 	}
 	return time.Duration(d).String()
+}
+
+// The memory budget (--memory) of a run: what it holds, at most.
+//
+//   - the source cache: the decoded rows of the files kept whole, at most
+//     a quarter of the budget (or --source-cache, if smaller);
+//   - the batch's per-key entries: about bytesPerChange per change of one
+//     key-hash partition, a partition sized to half the budget (or
+//     --partition-rows, if smaller);
+//   - the key and order columns of every file not kept whole, about 20
+//     bytes per change (for an integer key and a timestamp);
+//   - two files being read, a row group of each, and one file being read
+//     again to write its winners, a row group at a time; the writers' open
+//     row groups (128Ki rows each, compressed).
+//
+// The Go heap's soft limit (HeapLimit) keeps the garbage of all this from
+// piling up on top.
+const (
+	minMemory      ByteSize = 128 << 20
+	bytesPerChange          = 200
+	// heapHeadroom is what the process needs besides the Go heap: the
+	// binary's pages, stacks, the runtime's own.
+	heapHeadroom = 64 << 20
+)
+
+// sourceCache is the source cache the run uses (memoryBudget).
+func (o RunOptions) sourceCache() int64 {
+	if o.Memory > 0 {
+		return min(int64(o.SourceCache), int64(o.Memory)/4)
+	}
+	return int64(o.SourceCache)
+}
+
+// partitionRows is the partition size the run uses (memoryBudget).
+func (o RunOptions) partitionRows() int {
+	if o.Memory <= 0 {
+		return o.PartitionRows
+	}
+	rows := int(int64(o.Memory) / 2 / bytesPerChange)
+	if o.PartitionRows > 0 {
+		rows = min(rows, o.PartitionRows)
+	}
+	return rows
+}
+
+// HeapLimit is the soft limit of the Go heap for a process running with
+// this budget (0: none): the budget less what the process holds besides
+// the heap. A whole-database run shares it among its tables.
+func (o RunOptions) HeapLimit() int64 {
+	if o.Memory <= 0 {
+		return 0
+	}
+	return int64(o.Memory) - heapHeadroom
 }

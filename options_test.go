@@ -91,3 +91,42 @@ func TestOptionTypes(t *testing.T) {
 		t.Errorf("--order-by source is %q, want source order (empty)", c)
 	}
 }
+
+// --memory bounds what a run holds: the source cache to a quarter of it,
+// a partition's changes to half of it at bytesPerChange, the Go heap to it
+// less the process's headroom; 0 leaves --source-cache and
+// --partition-rows as given. Below 128MiB it is refused.
+func TestMemoryBudget(t *testing.T) {
+	for _, c := range []struct {
+		memory, cache ByteSize
+		partRows      int
+		wantCache     int64
+		wantRows      int
+		wantHeap      int64
+	}{
+		{memory: 512 << 20, cache: 256 << 20, partRows: 2_000_000, wantCache: 128 << 20, wantRows: 512 << 20 / 2 / bytesPerChange, wantHeap: 448 << 20},
+		{memory: 512 << 20, cache: 64 << 20, partRows: 100_000, wantCache: 64 << 20, wantRows: 100_000, wantHeap: 448 << 20},
+		{memory: 4 << 30, cache: 256 << 20, partRows: 2_000_000, wantCache: 256 << 20, wantRows: 2_000_000, wantHeap: 4<<30 - 64<<20},
+		{memory: 512 << 20, cache: 256 << 20, partRows: 0, wantCache: 128 << 20, wantRows: 512 << 20 / 2 / bytesPerChange, wantHeap: 448 << 20},
+		{memory: 0, cache: 256 << 20, partRows: 2_000_000, wantCache: 256 << 20, wantRows: 2_000_000, wantHeap: 0},
+	} {
+		o := RunOptions{Memory: c.memory, SourceCache: c.cache, PartitionRows: c.partRows}
+		if got := o.sourceCache(); got != c.wantCache {
+			t.Errorf("--memory %s --source-cache %s: cache %d, want %d", c.memory, c.cache, got, c.wantCache)
+		}
+		if got := o.partitionRows(); got != c.wantRows {
+			t.Errorf("--memory %s --partition-rows %d: partitions of %d, want %d", c.memory, c.partRows, got, c.wantRows)
+		}
+		if got := o.HeapLimit(); got != c.wantHeap {
+			t.Errorf("--memory %s: heap limit %d, want %d", c.memory, got, c.wantHeap)
+		}
+	}
+	if o := NewRunOptions(); o.Memory != 512<<20 {
+		t.Errorf("default --memory %s, want 512MiB", o.Memory)
+	}
+	o := NewRunOptions()
+	o.Memory = 64 << 20
+	if err := o.Validate(); err == nil || !strings.Contains(err.Error(), "--memory 64MiB: use at least 128MiB") {
+		t.Errorf("Validate with --memory 64MiB: %v", err)
+	}
+}

@@ -53,16 +53,33 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 		go func() {
 			defer wg.Done()
 			for i := range next {
-				f, v, err := readFile(ctx, src, objs[i].Key, objs[i].Listed(), mo)
-				if err == nil {
+				// A file whose rows (as its footer sizes them) fit what is
+				// left of the cache is kept whole; the others keep their key
+				// and order columns only, dropping the rest a row group at a
+				// time as they are read and checked.
+				var est int64
+				whole := func(size int64) func(string) bool {
+					if cached.Add(size) > cache {
+						cached.Add(-size)
+						return mo.Keeps
+					}
+					est = size
+					return nil
+				}
+				f, v, err := readFile(ctx, src, objs[i].Key, objs[i].Listed(), mo, whole)
+				if err == nil && est > 0 {
 					sz := int64(0)
 					for _, r := range f.Records {
 						sz += recordBytes(r)
 					}
-					if cached.Add(sz) > cache {
+					// Decoded rows can outgrow the footer's estimate
+					// (dictionary-encoded columns).
+					if cached.Add(sz-est) > cache {
 						cached.Add(-sz)
 						f.Project(keep)
 					}
+				} else if est > 0 {
+					cached.Add(-est)
 				}
 				results[i] <- result{f, v, err}
 			}
@@ -112,14 +129,15 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 
 // readFile reads one source object, pinned to a version, and returns the
 // version read. The before images of its key columns (DMS's
-// add-before-image-columns) are set apart from its columns.
-func readFile(ctx context.Context, src Source, key string, pin source.Version, mo merge.Options) (*merge.File, source.Version, error) {
+// add-before-image-columns) are set apart from its columns. keep (nil:
+// every column) says which columns to keep (merge.ReadOptions.Keep).
+func readFile(ctx context.Context, src Source, key string, pin source.Version, mo merge.Options, keep func(int64) func(string) bool) (*merge.File, source.Version, error) {
 	r, err := src.Open(ctx, key, pin)
 	if err != nil {
 		return nil, source.Version{}, err
 	}
 	defer r.Close()
-	f, err := merge.ReadFile(ctx, key, source.Classify(key), r, memory.DefaultAllocator)
+	f, err := merge.ReadFileWith(ctx, key, source.Classify(key), r, memory.DefaultAllocator, merge.ReadOptions{Keep: keep})
 	if err != nil {
 		return nil, source.Version{}, err
 	}
@@ -130,16 +148,29 @@ func readFile(ctx context.Context, src Source, key string, pin source.Version, m
 	return f, r.Version(), nil
 }
 
-// rereadFile reads an object again to write its winners, pinned to the
-// version its first read saw: a rewritten object fails the run (before
-// any commit) rather than mixing two versions' rows in one commit.
-func rereadFile(ctx context.Context, src Source, key string, pins map[string]source.Version, mo merge.Options) (*merge.File, error) {
+// rereadFile reads an object again to write its winners, a row group at a
+// time, each part aligned to the table's schema, pinned to the version its
+// first read saw: a rewritten object fails the run (before any commit)
+// rather than mixing two versions' rows in one commit.
+func rereadFile(ctx context.Context, src Source, key string, pins map[string]source.Version, mo merge.Options, table *arrow.Schema, each func(*merge.File) error) error {
 	pin, ok := pins[key]
 	if !ok || pin.IsZero() {
-		return nil, fmt.Errorf("reading %s again: the run kept no version of its first read (this is a bug)", key)
+		return fmt.Errorf("reading %s again: the run kept no version of its first read (this is a bug)", key)
 	}
-	f, _, err := readFile(ctx, src, key, pin, mo)
-	return f, err
+	r, err := src.Open(ctx, key, pin)
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	return merge.ReadGroups(ctx, key, source.Classify(key), r, memory.DefaultAllocator, func(part *merge.File) error {
+		if err := part.SplitBeforeImage(mo); err != nil {
+			return err
+		}
+		if err := merge.Align(memory.DefaultAllocator, part, table); err != nil {
+			return err
+		}
+		return each(part)
+	})
 }
 
 // recordBytes is the memory of a record's buffers.

@@ -362,7 +362,7 @@ func (r *run) read(ctx context.Context) error {
 	r.log.Info("reading new files", "files", len(r.todo), "left", len(r.left))
 	r.bad = newBadFiles(r.o, r.todo, r.d.Now(), r.log)
 	r.pins = map[string]source.Version{}
-	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), int64(r.o.SourceCache), r.bad, r.pins,
+	files, err := readFiles(ctx, r.d.Source, r.todo, r.mergeOptions(), r.o.sourceCache(), r.bad, r.pins,
 		func(done int) { r.d.step(r.o.Table, "reading files", done, len(r.todo)) })
 	r.files = files
 	if err != nil {
@@ -436,22 +436,14 @@ func (r *run) evolve(ctx context.Context) error {
 // planBatch dedupes the batch and matches it with the table's live rows.
 func (r *run) planBatch(ctx context.Context) error {
 	po := merge.PlannerOptions{
-		PartitionRows: r.o.PartitionRows,
+		PartitionRows: r.o.partitionRows(),
 		Progress:      func(done, total int) { r.d.step(r.o.Table, "planning partitions", done, total) },
 		// The batch keeps keys and order values; the rows of each file are
 		// read again when the winners are written, so memory holds one
 		// file's rows at a time, not the batch's; each read pinned to the
 		// version the first read saw.
-		Reload: func(ctx context.Context, name string) (*merge.File, error) {
-			f, err := rereadFile(ctx, r.d.Source, name, r.pins, r.mergeOptions())
-			if err != nil {
-				return nil, err
-			}
-			if err := merge.Align(memory.DefaultAllocator, f, r.stored); err != nil {
-				f.Release()
-				return nil, err
-			}
-			return f, nil
+		Reload: func(ctx context.Context, name string, each func(*merge.File) error) error {
+			return rereadFile(ctx, r.d.Source, name, r.pins, r.mergeOptions(), r.stored, each)
 		},
 	}
 	if r.o.TombstoneTTL > 0 {

@@ -100,9 +100,12 @@ type location struct {
 }
 
 // Reload reads a file added to a batch again, aligned to the batch's
-// schema, for a Plan whose batch shed the file's records (File.Shed). It
-// must give the same records: the same row counts and ops, or Records fails.
-type Reload func(ctx context.Context, name string) (*File, error)
+// schema, and hands it to each a part at a time, in order: a part holds
+// whole records of the file (ReadGroups: one row group's) and their ops.
+// The caller of each releases the part when each returns, so writing a
+// file's winners holds one part of it in memory. An error from each is
+// returned as it is.
+type Reload func(ctx context.Context, name string, each func(part *File) error) error
 
 // SetReload sets how shed files are read again.
 func (b *Batch) SetReload(r Reload) { b.reload = r }
@@ -867,52 +870,73 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 			if !winners(fi) {
 				continue // no winner in this file: do not read it again
 			}
-			recs, done, err := p.recordsOf(ctx, f)
-			if err != nil {
+			if !f.shed && f.full == nil {
+				ok := p.yieldFile(ctx, mem, fi, 0, f, f.Records, yield)
+				if p.once {
+					// Once written, only its key and order columns stay: a
+					// re-plan after a conflict can still add it, a second
+					// write reads it again.
+					f.Project(p.keyCols)
+				}
+				if !ok {
+					return
+				}
+				continue
+			}
+			if ok, err := p.reread(ctx, mem, fi, f, yield); err != nil {
 				yield(nil, err)
 				return
-			}
-			ok := p.yieldFile(ctx, mem, fi, f, recs, yield)
-			done()
-			if !ok {
+			} else if !ok {
 				return
 			}
 		}
 	}
 }
 
-// recordsOf returns the records of f, reading it again if it was shed;
-// done releases what was read.
-func (p *Plan) recordsOf(ctx context.Context, f *File) ([]arrow.RecordBatch, func(), error) {
-	if !f.shed && f.full == nil {
-		if p.once {
-			// Once written, only its key and order columns stay: a re-plan
-			// after a conflict can still add it, a second write reads it
-			// again.
-			return f.Records, func() { f.Project(p.keyCols) }, nil
-		}
-		return f.Records, func() {}, nil
-	}
+// errStopped ends a Reload whose consumer stopped.
+var errStopped = errors.New("merge: the consumer stopped")
+
+// reread reads a shed or projected file again and yields its winners, a
+// part at a time; false: the consumer stopped. A part that does not
+// match what the first read saw (its rows per record, its ops) fails the
+// run: the object changed in between.
+func (p *Plan) reread(ctx context.Context, mem memory.Allocator, fi int, f *File, yield func(arrow.RecordBatch, error) bool) (bool, error) {
 	if p.reload == nil {
-		return nil, nil, fmt.Errorf("merge: %s was shed or projected and the batch has no Reload", f.Name)
+		return false, fmt.Errorf("merge: %s was shed or projected and the batch has no Reload", f.Name)
 	}
-	again, err := p.reload(ctx, f.Name)
-	if err != nil {
-		return nil, nil, err
+	changed := &InputError{File: f.Name, Err: errors.New("the object changed during the run"),
+		Hint: "DMS does not rewrite its files; if another process does, stop it; nothing was committed, rerun"}
+	rows := f.recordRows()
+	ri, row := 0, 0
+	err := p.reload(ctx, f.Name, func(part *File) error {
+		got := part.recordRows()
+		n := len(part.Ops)
+		if ri+len(got) > len(rows) || !slices.Equal(got, rows[ri:ri+len(got)]) ||
+			row+n > len(f.Ops) || !slices.Equal(part.Ops, f.Ops[row:row+n]) {
+			return changed
+		}
+		if !p.yieldFile(ctx, mem, fi, ri, f, part.Records, yield) {
+			return errStopped
+		}
+		ri, row = ri+len(got), row+n
+		return nil
+	})
+	switch {
+	case errors.Is(err, errStopped):
+		return false, nil
+	case err != nil:
+		return false, err
+	case ri != len(rows) || row != len(f.Ops):
+		return false, changed
 	}
-	if !slices.Equal(again.recordRows(), f.recordRows()) || !slices.Equal(again.Ops, f.Ops) {
-		again.Release()
-		return nil, nil, &InputError{File: f.Name, Err: errors.New("the object changed during the run"),
-			Hint: "DMS does not rewrite its files; if another process does, stop it; nothing was committed, rerun"}
-	}
-	return again.Records, again.Release, nil
+	return true, nil
 }
 
 // yieldFile yields the rows to write of one file; false: the consumer
 // stopped.
-func (p *Plan) yieldFile(ctx context.Context, mem memory.Allocator, fi int, f *File, recs []arrow.RecordBatch, yield func(arrow.RecordBatch, error) bool) bool {
+func (p *Plan) yieldFile(ctx context.Context, mem memory.Allocator, fi, first int, f *File, recs []arrow.RecordBatch, yield func(arrow.RecordBatch, error) bool) bool {
 	for ri, rec := range recs {
-		keep := p.keep[fi][ri]
+		keep := p.keep[fi][first+ri]
 		n := 0
 		for _, k := range keep {
 			if k {

@@ -56,10 +56,21 @@ func encode(t testing.TB, cs ...chg) []byte {
 		rows = append(rows, dmstest.Row{c.id, c.v, at(c.ts)})
 	}
 	var buf bytes.Buffer
-	if err := dmstest.Write(&buf, cols, ops, rows, dmstest.Options{Op: true}); err != nil {
+	// Two rows per row group: files of several row groups, read again a
+	// row group at a time (ReadGroups).
+	if err := dmstest.Write(&buf, cols, ops, rows, dmstest.Options{Op: true, RowGroupRows: 2}); err != nil {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// reloadOf reads the files again as a run does, a row group at a time,
+// counting the reads.
+func reloadOf(t testing.TB, reads *int, content func(name string) []byte) merge.Reload {
+	return func(ctx context.Context, name string, each func(*merge.File) error) error {
+		*reads++
+		return merge.ReadGroups(ctx, name, source.Classify(name), bytes.NewReader(content(name)), memory.DefaultAllocator, each)
+	}
 }
 
 func read(t testing.TB, name string, b []byte) *merge.File {
@@ -410,13 +421,12 @@ func TestShedFilesAreReadAgain(t *testing.T) {
 			t.Fatal(err)
 		}
 		reads := 0
-		b.SetReload(func(_ context.Context, name string) (*merge.File, error) {
-			reads++
+		b.SetReload(reloadOf(t, &reads, func(name string) []byte {
 			if changed != nil && name != "LOAD00000001.parquet" {
-				return read(t, name, changed), nil
+				return changed
 			}
-			return read(t, name, files[name]), nil
-		})
+			return files[name]
+		}))
 		for _, name := range []string{"LOAD00000001.parquet", "20240814-000001000.parquet"} {
 			f := read(t, name, files[name])
 			if err := b.Add(f); err != nil {
@@ -473,10 +483,7 @@ func TestRecordsOnceFreesWholeFiles(t *testing.T) {
 			if b, err = merge.NewBatch(f.Schema, merge.Options{Keys: []string{"id"}, OrderBy: []string{"updated_at"}}); err != nil {
 				t.Fatal(err)
 			}
-			b.SetReload(func(_ context.Context, name string) (*merge.File, error) {
-				reads++
-				return read(t, name, files[name]), nil
-			})
+			b.SetReload(reloadOf(t, &reads, func(name string) []byte { return files[name] }))
 		}
 		if err := b.Add(f); err != nil {
 			t.Fatal(err)

@@ -23,6 +23,14 @@ func (o Options) beforeImagePrefix() string {
 	return strings.ToLower(cmp.Or(o.BeforeImagePrefix, DefaultBeforeImagePrefix))
 }
 
+// Keeps reports whether a batch needs a column of a file it does not keep
+// whole (ReadOptions.Keep): the key and order columns, and any column that
+// may be a key's before image (SplitBeforeImage sorts them out).
+func (o Options) Keeps(column string) bool {
+	return slices.Contains(o.Keys, column) || slices.Contains(o.OrderBy, column) ||
+		strings.HasPrefix(column, o.beforeImagePrefix())
+}
+
 // beforeImage holds the before-image key of a file's rows: for each record
 // of File.Records, one array per key column, in the order of keys.
 type beforeImage struct {
@@ -62,20 +70,45 @@ var ErrBeforeImage = errors.New("before-image columns do not match what DMS writ
 // ErrBeforeImage or ErrSchemaClash): that is not what DMS writes, and
 // guessing would delete the wrong row.
 func (f *File) SplitBeforeImage(o Options) error {
-	if f.shed || f.full != nil {
-		return fmt.Errorf("merge: %s: SplitBeforeImage after Shed or Project", f.Name)
+	if f.shed {
+		return fmt.Errorf("merge: %s: SplitBeforeImage after Shed", f.Name)
 	}
 	prefix := o.beforeImagePrefix()
 	names := map[string]int{}
 	for i, fld := range f.Schema.Fields() {
 		names[fld.Name] = i
 	}
+	// A file read with ReadOptions.Keep holds fewer columns than it has:
+	// a before image is told by the columns of the file.
+	all := map[string]bool{}
+	for _, fld := range f.FullSchema().Fields() {
+		all[fld.Name] = true
+	}
+	before := func(name string) bool {
+		base, ok := strings.CutPrefix(name, prefix)
+		return ok && all[base] && base != name
+	}
 	isBefore := make([]bool, f.Schema.NumFields())
 	found := false
 	for i, fld := range f.Schema.Fields() {
-		base, ok := strings.CutPrefix(fld.Name, prefix)
-		if _, col := names[base]; ok && col && base != fld.Name {
+		if before(fld.Name) {
 			isBefore[i], found = true, true
+		}
+	}
+	if f.full != nil {
+		var fields []arrow.Field
+		for _, fld := range f.full.Fields() {
+			if base, _ := strings.CutPrefix(fld.Name, prefix); before(fld.Name) && slices.Contains(o.Keys, base) {
+				if _, ok := names[fld.Name]; !ok {
+					return fmt.Errorf("merge: %s: SplitBeforeImage after a Project that dropped the before image %s (keep Options.Keeps)", f.Name, fld.Name)
+				}
+			}
+			if !before(fld.Name) {
+				fields = append(fields, fld)
+			}
+		}
+		if len(fields) < f.full.NumFields() {
+			f.full = arrow.NewSchema(fields, nil)
 		}
 	}
 	if !found {

@@ -58,57 +58,86 @@ func TestSplitBeforeImageKeepsColumnsOutOfTheTable(t *testing.T) {
 		}
 		return f
 	}
-	f := reread()
-	want := []string{"id", "v", "updated_at"}
-	if got := fieldNames(f.Schema); !slices.Equal(got, want) {
-		t.Fatalf("schema after SplitBeforeImage: %v, want %v", got, want)
-	}
-	table := arrow.NewSchema([]arrow.Field{
-		{Name: "id", Type: arrow.PrimitiveTypes.Int32},
-		{Name: "v", Type: arrow.BinaryTypes.String, Nullable: true},
-		{Name: "updated_at", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
-	}, nil)
-	if _, changes, err := merge.Evolve(table, []*merge.File{f}); err != nil || len(changes) != 0 {
-		t.Fatalf("Evolve: changes %v, %v; want none", changes, err)
-	}
-	f.Project([]string{"id", "updated_at"})
-	if got := fieldNames(f.FullSchema()); !slices.Equal(got, want) {
-		t.Fatalf("FullSchema after Project: %v, want %v", got, want)
-	}
-	if err := merge.Align(nil, f, table); err != nil {
-		t.Fatal(err)
-	}
-	reloads := 0
-	pl := merge.NewPlanner(table, opts, []*merge.File{f}, merge.PlannerOptions{
-		Reload: func(context.Context, string) (*merge.File, error) {
-			reloads++
-			g := reread()
-			return g, merge.Align(nil, g, table)
+	// The first read keeps the file whole, then projects it; or (a file
+	// beyond the source cache) keeps only what Options.Keeps names from
+	// the start, a row group at a time.
+	firsts := map[string]func() *merge.File{
+		"whole, then projected": reread,
+		"read with Keep": func() *merge.File {
+			f, err := merge.ReadFileWith(context.Background(), "20240814-000001000.parquet", merge.CDC, bytes.NewReader(data), nil,
+				merge.ReadOptions{Keep: func(int64) func(string) bool { return opts.Keeps }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.SplitBeforeImage(opts); err != nil {
+				t.Fatal(err)
+			}
+			return f
 		},
-	})
-	live := &fakeLive{rows: []liveRow{{1, 0}, {3, 0}}}
-	p, _, err := pl.Plan(context.Background(), live)
-	if err != nil {
-		t.Fatal(err)
 	}
-	if !slices.Equal(p.Deletes["table.parquet"], []int64{0}) || p.KeyChanges != 1 {
-		t.Errorf("deletes %v, key changes %d; want the old key's row (position 0), 1", p.Deletes, p.KeyChanges)
-	}
-	var written []string
-	for rec, err := range p.Records(context.Background(), nil) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got := fieldNames(rec.Schema()); !slices.Equal(got, want) {
-			t.Errorf("the plan writes columns %v, want %v", got, want)
-		}
-		for i := range int(rec.NumRows()) {
-			written = append(written, rec.Column(0).ValueStr(i)+"="+rec.Column(1).ValueStr(i))
-		}
-		rec.Release()
-	}
-	if !slices.Equal(written, []string{"10=a"}) || reloads != 1 {
-		t.Errorf("written %v after %d reloads, want [10=a] after 1", written, reloads)
+	for name, first := range firsts {
+		t.Run(name, func(t *testing.T) {
+			f := first()
+			want := []string{"id", "v", "updated_at"}
+			if got := fieldNames(f.FullSchema()); !slices.Equal(got, want) {
+				t.Fatalf("schema after SplitBeforeImage: %v, want %v", got, want)
+			}
+			table := arrow.NewSchema([]arrow.Field{
+				{Name: "id", Type: arrow.PrimitiveTypes.Int32},
+				{Name: "v", Type: arrow.BinaryTypes.String, Nullable: true},
+				{Name: "updated_at", Type: &arrow.TimestampType{Unit: arrow.Microsecond, TimeZone: "UTC"}, Nullable: true},
+			}, nil)
+			if _, changes, err := merge.Evolve(table, []*merge.File{f}); err != nil || len(changes) != 0 {
+				t.Fatalf("Evolve: changes %v, %v; want none", changes, err)
+			}
+			f.Project([]string{"id", "updated_at"})
+			if got := fieldNames(f.FullSchema()); !slices.Equal(got, want) {
+				t.Fatalf("FullSchema after Project: %v, want %v", got, want)
+			}
+			if err := merge.Align(nil, f, table); err != nil {
+				t.Fatal(err)
+			}
+			reloads := 0
+			pl := merge.NewPlanner(table, opts, []*merge.File{f}, merge.PlannerOptions{
+				Reload: func(ctx context.Context, name string, each func(*merge.File) error) error {
+					reloads++
+					return merge.ReadGroups(ctx, name, merge.CDC, bytes.NewReader(data), nil, func(part *merge.File) error {
+						if err := part.SplitBeforeImage(opts); err != nil {
+							return err
+						}
+						if err := merge.Align(nil, part, table); err != nil {
+							return err
+						}
+						return each(part)
+					})
+				},
+			})
+			live := &fakeLive{rows: []liveRow{{1, 0}, {3, 0}}}
+			p, _, err := pl.Plan(context.Background(), live)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(p.Deletes["table.parquet"], []int64{0}) || p.KeyChanges != 1 {
+				t.Errorf("deletes %v, key changes %d; want the old key's row (position 0), 1", p.Deletes, p.KeyChanges)
+			}
+			var written []string
+			for rec, err := range p.Records(context.Background(), nil) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := fieldNames(rec.Schema()); !slices.Equal(got, want) {
+					t.Errorf("the plan writes columns %v, want %v", got, want)
+				}
+				for i := range int(rec.NumRows()) {
+					written = append(written, rec.Column(0).ValueStr(i)+"="+rec.Column(1).ValueStr(i))
+				}
+				rec.Release()
+			}
+			if !slices.Equal(written, []string{"10=a"}) || reloads != 1 {
+				t.Errorf("written %v after %d reloads, want [10=a] after 1", written, reloads)
+			}
+
+		})
 	}
 }
 

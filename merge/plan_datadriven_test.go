@@ -147,7 +147,16 @@ func (st *ddState) run(t *testing.T, d *datadriven.TestData) string {
 	if err != nil {
 		d.Fatalf(t, "Plan: %v", err)
 	}
-	out := st.explain(t, pl.one, p)
+	// The planner drops its batch once planned: explain a batch planned
+	// the same way.
+	b, err := pl.batch(0)
+	if err != nil {
+		d.Fatalf(t, "batch: %v", err)
+	}
+	if _, err := planAgainst(context.Background(), b, live, &ScanStats{}); err != nil {
+		d.Fatalf(t, "planAgainst: %v", err)
+	}
+	out := st.explain(t, b, p)
 	if again, _, err := pl.Plan(context.Background(), live); err != nil || st.effect(t, again) != st.effect(t, p) {
 		d.Fatalf(t, "planned again: %v\n%s\nwant\n%s", err, st.effect(t, again), st.effect(t, p))
 	}

@@ -59,9 +59,6 @@ type Planner struct {
 	tombstones Tombstones
 	parts      int
 	progress   func(done, total int)
-	// one is the batch of a run planned in one partition, kept so that a
-	// re-plan only matches it again.
-	one *Batch
 }
 
 // PlannerOptions configure a Planner beyond the batch's own Options.
@@ -124,15 +121,12 @@ func (pl *Planner) Plan(ctx context.Context, live LiveRows) (*Plan, PlanStats, e
 	var total *Plan
 	for part := range pl.parts {
 		start := time.Now()
-		b := pl.one
-		if b == nil {
-			var err error
-			if b, err = pl.batch(part); err != nil {
-				return nil, st, err
-			}
-			if pl.parts == 1 {
-				pl.one = b
-			}
+		// The batch (about 150 bytes per key) is dropped once planned:
+		// writing needs only the plan, and a re-plan after a conflict
+		// builds it again from the files' key and order columns.
+		b, err := pl.batch(part)
+		if err != nil {
+			return nil, st, err
 		}
 		located := time.Now()
 		st.Dedupe += located.Sub(start)
@@ -167,9 +161,6 @@ func (pl *Planner) batch(part int) (*Batch, error) {
 	for _, f := range pl.files {
 		if err := b.Add(f); err != nil {
 			return nil, err
-		}
-		if pl.parts == 1 && f.Projected() {
-			f.Shed() // the batch holds what it needs, and is kept
 		}
 	}
 	return b, nil

@@ -55,6 +55,7 @@ type File struct {
 	shed    bool    // Records released by Shed
 	recRows []int64 // rows per record, kept by Shed
 	full    *arrow.Schema
+	first   int64 // ReadGroups: the file's row number of the part's first row
 	// before holds the old keys of updates that change their key, taken
 	// out of Records by SplitBeforeImage; nil when none does.
 	before *beforeImage
@@ -73,19 +74,30 @@ func (f *File) FullSchema() *arrow.Schema {
 // SplitBeforeImage took stay. A batch needs only the key
 // and order columns of a file, and the file was validated whole when read.
 func (f *File) Project(cols []string) {
+	f.projectFrom(0, func(c string) bool { return slices.Contains(cols, c) })
+}
+
+// projectFrom keeps the columns keep names in Records[from:], which
+// hold every column of FullSchema (from 0: those of Schema), and in Schema.
+func (f *File) projectFrom(from int, keep func(string) bool) {
 	full := f.FullSchema()
+	in := f.Schema
+	if from > 0 {
+		in = full
+	}
 	var idx []int
 	var fields []arrow.Field
-	for i, fld := range f.Schema.Fields() {
-		if slices.Contains(cols, fld.Name) {
+	for i, fld := range in.Fields() {
+		if keep(fld.Name) {
 			idx, fields = append(idx, i), append(fields, fld)
 		}
 	}
-	if len(idx) == f.Schema.NumFields() {
+	if len(idx) == in.NumFields() {
 		return
 	}
 	sc := arrow.NewSchema(fields, nil)
-	for i, rec := range f.Records {
+	for i := from; i < len(f.Records); i++ {
+		rec := f.Records[i]
 		arrs := make([]arrow.Array, len(idx))
 		for j, k := range idx {
 			arrs[j] = rec.Column(k)
@@ -159,15 +171,56 @@ const readBatchRows = 64 * 1024
 // corrupt files give ErrCorruptFile, never a panic: the reader runs in this
 // goroutine (no parallel column reads) so a panic deep in the Parquet decoder
 // is recovered here and turned into an error.
-func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator) (f *File, err error) {
+func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator) (*File, error) {
+	return ReadFileWith(ctx, name, kind, r, mem, ReadOptions{})
+}
+
+// ReadOptions tune ReadFileWith.
+type ReadOptions struct {
+	// Keep, when set, is called once the file's footer is read, with the
+	// file's rows' size as the footer gives it (the sum of its column
+	// chunks' uncompressed sizes, an estimate of their decoded size). It
+	// returns which columns to keep (nil: every column). Every column is
+	// still read and checked, a row group at a time, and the others are
+	// dropped before the next row group is read: memory holds one row group
+	// of them, never the whole file. FullSchema still describes the file.
+	Keep func(estimate int64) func(column string) bool
+}
+
+// ReadFileWith is ReadFile with options.
+func ReadFileWith(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator, ro ReadOptions) (*File, error) {
+	f := &File{Name: name, Kind: kind}
+	if err := readGroups(ctx, f, r, mem, ro.Keep, nil); err != nil {
+		f.Release()
+		return nil, err
+	}
+	return f, nil
+}
+
+// ReadGroups reads a file as ReadFile does, but hands it to each one row
+// group at a time: part holds that row group's records and their ops, and
+// is released when each returns, so memory holds one row group of the file.
+// An error from each ends the read and is returned as it is.
+func ReadGroups(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator, each func(part *File) error) error {
+	return readGroups(ctx, &File{Name: name, Kind: kind}, r, mem, nil, each)
+}
+
+// errEach carries an error of ReadGroups' each through readGroups, so it is
+// returned unwrapped.
+type errEach struct{ err error }
+
+func (e errEach) Error() string { return e.err.Error() }
+
+// readGroups reads the file into f a row group at a time; with each, every
+// row group goes into a part of its own handed to each instead.
+func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memory.Allocator, keep func(int64) func(string) bool, each func(*File) error) (err error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
-	f = &File{Name: name, Kind: kind}
+	name := f.Name
 	defer func() {
 		if p := recover(); p != nil {
-			f.Release()
-			f, err = nil, &InputError{File: name, Err: fmt.Errorf("%w: %v", ErrCorruptFile, p),
+			err = &InputError{File: name, Err: fmt.Errorf("%w: %v", ErrCorruptFile, p),
 				Hint: "the object is damaged or not Parquet; remove or replace it, then rerun"}
 		}
 	}()
@@ -178,26 +231,26 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 
 	size, err := r.Seek(0, io.SeekEnd)
 	if err != nil {
-		return nil, &InputError{File: name, Err: fmt.Errorf("finding the size of the object: %w", err)}
+		return &InputError{File: name, Err: fmt.Errorf("finding the size of the object: %w", err)}
 	}
 	pf, err := file.NewParquetReader(r)
 	if err != nil {
-		return nil, corrupt(err)
+		return corrupt(err)
 	}
 	defer pf.Close()
 	// The reader allocates a column chunk's buffer at the size the footer
 	// states before reading it: a damaged footer could ask for gigabytes (or
 	// more than the machine has, a fatal error no recover catches).
 	if err := chunksWithin(pf.MetaData(), size); err != nil {
-		return nil, corrupt(err)
+		return corrupt(err)
 	}
 	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: false, BatchSize: readBatchRows}, mem)
 	if err != nil {
-		return nil, corrupt(err)
+		return corrupt(err)
 	}
 	fileSchema, err := fr.Schema()
 	if err != nil {
-		return nil, corrupt(err)
+		return corrupt(err)
 	}
 	fileSchema = textAsString(pf, fileSchema)
 	opIdx := OpIndex(fileSchema)
@@ -207,33 +260,57 @@ func ReadFile(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSee
 	}
 	stored, err := StoredSchema(name, arrow.NewSchema(data, nil))
 	if err != nil {
-		return nil, err
+		return err
 	}
 	f.Schema = stored
 	f.HasOp = opIdx >= 0
+	var kept func(string) bool
+	if keep != nil {
+		est := int64(0)
+		for rg := 0; rg < pf.NumRowGroups(); rg++ {
+			est += pf.MetaData().RowGroup(rg).TotalByteSize()
+		}
+		kept = keep(est)
+	}
 
 	leaves := make([]int, pf.MetaData().Schema.NumColumns())
 	for i := range leaves {
 		leaves[i] = i
 	}
+	rows := int64(0)
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
 		if err := ctx.Err(); err != nil {
-			f.Release()
-			return nil, err
+			return err
 		}
 		tbl, err := fr.ReadRowGroups(ctx, leaves, []int{rg})
 		if err != nil {
-			f.Release()
-			return nil, corrupt(err)
+			return corrupt(err)
 		}
-		err = f.addTable(mem, tbl, opIdx)
+		into := f
+		if each != nil {
+			into = &File{Name: name, Kind: f.Kind, Schema: stored, HasOp: f.HasOp, first: rows}
+		}
+		from := len(into.Records)
+		err = into.addTable(mem, tbl, opIdx)
 		tbl.Release()
+		if err == nil && kept != nil {
+			into.projectFrom(from, kept)
+		}
+		if err == nil && each != nil {
+			rows += int64(len(into.Ops))
+			if err = each(into); err != nil {
+				err = errEach{err}
+			}
+			into.Release()
+		}
+		if e, ok := err.(errEach); ok {
+			return e.err
+		}
 		if err != nil {
-			f.Release()
-			return nil, err
+			return err
 		}
 	}
-	return f, nil
+	return nil
 }
 
 // OpIndex is the index of DMS's Op column in a file's schema, or -1. DMS
@@ -288,7 +365,7 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 	defer tr.Release()
 	for tr.Next() {
 		rec := tr.RecordBatch()
-		base := int64(len(f.Ops))
+		base := f.first + int64(len(f.Ops))
 		if opIdx < 0 {
 			for range rec.NumRows() {
 				f.Ops = append(f.Ops, Insert)
@@ -309,7 +386,8 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 				f.Ops = append(f.Ops, op)
 			}
 		}
-		cols := make([]arrow.Array, 0, f.Schema.NumFields())
+		full := f.FullSchema()
+		cols := make([]arrow.Array, 0, full.NumFields())
 		release := func() {
 			for _, c := range cols {
 				c.Release()
@@ -319,7 +397,7 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 			if i == opIdx {
 				continue
 			}
-			c, err := convertColumn(mem, rec.Column(i), f.Schema.Field(len(cols)).Type)
+			c, err := convertColumn(mem, rec.Column(i), full.Field(len(cols)).Type)
 			if err != nil {
 				release()
 				return &InputError{File: f.Name, Column: rec.Schema().Field(i).Name, Err: err}
@@ -333,7 +411,7 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 			}
 			cols = append(cols, c)
 		}
-		f.Records = append(f.Records, array.NewRecordBatch(f.Schema, cols, rec.NumRows()))
+		f.Records = append(f.Records, array.NewRecordBatch(full, cols, rec.NumRows()))
 		release()
 	}
 	return tr.Err()

@@ -278,6 +278,8 @@ type runCmd struct {
 }
 
 func (c *runCmd) Run(a *app) error {
+	// The Go heap is held under the run's memory budget (GOMEMLIMIT wins).
+	clikit.TuneGC(a.env, gcPercent, c.HeapLimit())
 	out := a.stdout
 	if c.Report == "-" {
 		out = a.stderr // stdout carries the report alone

@@ -753,3 +753,42 @@ func plainYAML(n *yaml.Node) any {
 	}
 	return nil
 }
+
+// On Lambda --memory defaults to three quarters of the function's memory;
+// ICEMERGE_MEMORY set on the function wins, and nothing else changes.
+func TestLambdaMemoryFromTheFunction(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+		set  bool
+	}{
+		{env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048"}, want: "1536MiB", set: true},
+		{env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "2048", "ICEMERGE_MEMORY": "1GiB"}, want: "1GiB", set: true},
+		{env: map[string]string{}},
+		{env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}},
+	} {
+		env := lambdaEnv(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		if v, ok := env("ICEMERGE_MEMORY"); v != c.want || ok != c.set {
+			t.Errorf("%v: ICEMERGE_MEMORY = %q, %v; want %q, %v", c.env, v, ok, c.want, c.set)
+		}
+		if v, ok := env("ICEMERGE_SOURCE_CACHE"); ok {
+			t.Errorf("%v: ICEMERGE_SOURCE_CACHE = %q, want unset", c.env, v)
+		}
+	}
+	var g grammar
+	var out bytes.Buffer
+	env := lambdaEnv(func(k string) (string, bool) {
+		v, ok := map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"}[k]
+		return v, ok
+	})
+	parser, err := newParser(&g, env, &out, &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parser.Parse([]string{"run", "--table", "db.t", "--source", "/src"}); err != nil {
+		t.Fatal(err)
+	}
+	if g.Run.Memory != 2256<<20 {
+		t.Errorf("a 3008 MB function runs with --memory %s, want 2256MiB", g.Run.Memory)
+	}
+}

@@ -185,8 +185,9 @@ func (s *Dir) Open(_ context.Context, key string, pin Version) (Reader, error) {
 	if !pin.ModTime.IsZero() && (pin.Size != cur.Size || !pin.ModTime.Equal(cur.ModTime)) {
 		return nil, changed(p, pin, cur.String())
 	}
-	b := make([]byte, 0, max(before.Size(), 0)+1)
-	buf := bytes.NewBuffer(b)
+	// Room for the object and the read that finds its end: ReadFrom grows
+	// (doubling) a buffer with less than bytes.MinRead free.
+	buf := bytes.NewBuffer(make([]byte, 0, max(before.Size(), 0)+bytes.MinRead))
 	if _, err := buf.ReadFrom(f); err != nil {
 		return nil, fmt.Errorf("reading source object %s: %w", key, err)
 	}
@@ -516,7 +517,7 @@ func (s *Bucket) Open(ctx context.Context, key string, pin Version) (Reader, err
 	defer out.Body.Close()
 	var buf bytes.Buffer
 	if out.ContentLength != nil && *out.ContentLength > 0 {
-		buf.Grow(int(*out.ContentLength))
+		buf.Grow(int(*out.ContentLength) + bytes.MinRead) // ReadFrom's last read, without doubling
 	}
 	if _, err := buf.ReadFrom(out.Body); err != nil {
 		return nil, fmt.Errorf("reading source object %s: %w", where, err)
