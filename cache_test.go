@@ -53,3 +53,43 @@ func TestSourceCacheReadsEachObjectOnce(t *testing.T) {
 		}
 	}
 }
+
+// recordingHeap records a run's reservations of heap.
+type recordingHeap struct {
+	mu             sync.Mutex
+	held, reserved int64
+}
+
+func (h *recordingHeap) Reserve(n int64) func() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.held += n
+	h.reserved += n
+	return func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.held -= n
+	}
+}
+
+// A run whose files are not kept whole raises the heap limit by their key
+// and order columns while it runs, and gives it back at the end; files kept
+// whole (within the budget) raise nothing.
+func TestRunReservesHeapForKeyColumns(t *testing.T) {
+	const load, cdc = "LOAD00000001.parquet", "20240814-002642123.parquet"
+	for _, cache := range []ByteSize{0, 1 << 30} {
+		e := newEnv(t, "local")
+		e.opts.SourceCache = cache
+		e.copyFixture(load, load)
+		e.copyFixture(cdc, cdc)
+		h := &recordingHeap{}
+		d := e.deps(nil)
+		d.Heap = h
+		if _, err := e.merge(d); err != nil {
+			t.Fatal(err)
+		}
+		if cache == 0 && h.reserved == 0 || cache > 0 && h.reserved != 0 || h.held != 0 {
+			t.Errorf("--source-cache %s: reserved %d, still held %d", cache, h.reserved, h.held)
+		}
+	}
+}

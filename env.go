@@ -94,6 +94,17 @@ type Deps struct {
 	Lock     Locker // nil: no run lock (tests of one run)
 	Source   Source // nil when the command has no --source
 	Progress Progress
+	// Heap is the process's soft heap limit (--memory), which a run raises
+	// by what its batch holds beyond the budget (nil: none).
+	Heap HeapLimit
+}
+
+// HeapLimit is a soft limit of the process's heap that runs may raise
+// while they hold more than their budget plans for: the key and order
+// columns of a large batch (memoryBudget). Reserve raises it by n bytes
+// until release is called.
+type HeapLimit interface {
+	Reserve(n int64) (release func())
 }
 
 // step reports progress, if anyone listens.
@@ -110,6 +121,7 @@ type Env struct {
 	Now      func() time.Time
 	Catalog  *catalog.Catalog
 	Progress Progress
+	Heap     HeapLimit // nil: none
 	// MissingCatalog is the SQLite catalog file a reading command looked
 	// for and did not find (OpenForReading); "" otherwise.
 	MissingCatalog string
@@ -195,7 +207,7 @@ func (e *Env) TableFolders(ctx context.Context, uri string) ([]string, error) {
 // src ("" for none).
 func (e *Env) Deps(table, src string) (Deps, error) {
 	store := e.Bookmarks(table)
-	d := Deps{Log: e.Log, Now: e.Now, Catalog: e.Catalog, Bookmark: store, Lock: store, Progress: e.Progress}
+	d := Deps{Log: e.Log, Now: e.Now, Catalog: e.Catalog, Bookmark: store, Lock: store, Progress: e.Progress, Heap: e.Heap}
 	if src != "" {
 		var err error
 		if d.Source, err = e.Source(src); err != nil {

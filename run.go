@@ -169,6 +169,8 @@ type run struct {
 	forget  []string
 	dirty   bool
 	view    *sourceView // the run's listing
+	// release undoes what the run reserved (reserveHeap).
+	release []func()
 }
 
 // lap adds the time since the last lap to into.
@@ -185,6 +187,9 @@ func (r *run) steps(ctx context.Context) error {
 	defer func() {
 		for _, f := range r.files {
 			f.Release()
+		}
+		for _, rel := range r.release {
+			rel()
 		}
 	}()
 	if err := r.loadTable(ctx); err != nil {
@@ -383,7 +388,30 @@ func (r *run) read(ctx context.Context) error {
 	for _, f := range r.files {
 		r.res.BytesRead += r.bad.objs[f.Name].Size
 	}
+	r.reserveHeap()
 	return nil
+}
+
+// reserveHeap raises the process's heap limit, for the rest of the run, by
+// the key and order columns the files not kept whole hold: the one part of
+// a run's memory that grows with its batch (memoryBudget), which would
+// otherwise have the collector run without end once the live heap nears
+// the limit.
+func (r *run) reserveHeap() {
+	if r.d.Heap == nil || r.o.Memory <= 0 {
+		return
+	}
+	held := int64(0)
+	for _, f := range r.files {
+		if f.Projected() {
+			for _, rec := range f.Records {
+				held += recordBytes(rec)
+			}
+		}
+	}
+	if held > 0 {
+		r.release = append(r.release, r.d.Heap.Reserve(held))
+	}
 }
 
 // quarantinedOnly ends a run whose every new file was quarantined: they

@@ -567,26 +567,35 @@ func mismatch(s State, tableToken string) error {
 		ErrMismatch, s.Table, s.Token, shown, s.Table)
 }
 
-// UnmarshalJSON reads a state, turning the settled key of a bookmark of
-// an earlier version into a watermark name: CDC files named up to it count
-// as applied (Horizon) until a full listing records them.
+// upgrade turns the settled key of a bookmark of an earlier version into
+// a watermark name: CDC files named up to it count as applied (Horizon)
+// until a full listing records them. decode calls it on every state read
+// (a method on the decoded state, not an UnmarshalJSON, which would have
+// the JSON decoder go over a large bookmark twice more).
+func (s *State) upgrade() {
+	if k := s.Settled; strings.HasSuffix(k, ".parquet") {
+		if name, ok := source.CDCName(k); ok {
+			s.Settled = name
+			s.Horizon = max(s.Horizon, name)
+		} else {
+			s.Settled, s.LegacySettled = "", max(s.LegacySettled, k)
+		}
+	}
+}
+
+// UnmarshalJSON reads a state as decode does (upgrade).
 func (s *State) UnmarshalJSON(b []byte) error {
-	type plain State
-	var p plain
+	var p stateJSON
 	if err := json.Unmarshal(b, &p); err != nil {
 		return err
 	}
-	if k := p.Settled; strings.HasSuffix(k, ".parquet") {
-		if name, ok := source.CDCName(k); ok {
-			p.Settled = name
-			p.Horizon = max(p.Horizon, name)
-		} else {
-			p.Settled, p.LegacySettled = "", max(p.LegacySettled, k)
-		}
-	}
 	*s = State(p)
+	s.upgrade()
 	return nil
 }
+
+// stateJSON is State without its UnmarshalJSON.
+type stateJSON State
 
 // SortedFiles lists the applied keys in order, for display.
 func (s State) SortedFiles() []string {
@@ -628,11 +637,21 @@ func (t *TombstoneSet) UnmarshalJSON(b []byte) error {
 		*t = m
 		return nil
 	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return err
+	// A base64 string holds no escapes: its bytes are read as they are,
+	// without a second pass of the JSON decoder over a large bookmark.
+	var s []byte
+	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
+		s = b[1 : len(b)-1]
+	} else { // escaped, as another JSON writer may write "/"
+		var str string
+		if err := json.Unmarshal(b, &str); err != nil {
+			return err
+		}
+		s = []byte(str)
 	}
-	raw, err := base64.StdEncoding.DecodeString(s)
+	raw := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
+	n, err := base64.StdEncoding.Decode(raw, s)
+	raw = raw[:n]
 	if err != nil {
 		return fmt.Errorf("tombstones: %w", err)
 	}
@@ -664,7 +683,8 @@ func (t *TombstoneSet) UnmarshalJSON(b []byte) error {
 			return bad
 		}
 		raw = raw[w:]
-		out[string(k)] = Tombstone{Order: bytes.Clone(o), At: time.Unix(0, at).UTC()}
+		// The order values alias raw, one allocation for all of them.
+		out[string(k)] = Tombstone{Order: o[:len(o):len(o)], At: time.Unix(0, at).UTC()}
 	}
 	*t = out
 	return nil

@@ -393,4 +393,13 @@ func TestTombstoneSetJSON(t *testing.T) {
 	if err := json.Unmarshal(append(b[:len(b)/2:len(b)/2], '"'), &back); err == nil {
 		t.Errorf("a truncated packed form decoded")
 	}
+	// Another JSON writer may escape the slash of base64.
+	escaped := bytes.ReplaceAll(b, []byte("/"), []byte(`\/`))
+	if !bytes.Contains(escaped, []byte(`\/`)) {
+		t.Fatal("the packed form holds no slash to escape: choose other keys")
+	}
+	back = nil
+	if err := json.Unmarshal(escaped, &back); err != nil || !reflect.DeepEqual(back, set) {
+		t.Errorf("escaped slashes: %v, equal %v", err, reflect.DeepEqual(back, set))
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"path"
 	"path/filepath"
 	"strings"
@@ -195,10 +196,18 @@ func decode(loc string, b []byte) (State, error) {
 	if err != nil {
 		return State{}, fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
 	}
-	var s State
-	if err := json.NewDecoder(zr).Decode(&s); err != nil {
+	// Read whole, then decoded in one pass (a Decoder scans a value once
+	// more to find its end).
+	js, err := io.ReadAll(zr)
+	if err != nil {
 		return State{}, fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
 	}
+	var sj stateJSON
+	if err := json.Unmarshal(js, &sj); err != nil {
+		return State{}, fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
+	}
+	s := State(sj)
+	s.upgrade()
 	if s.Format != Format {
 		return State{}, fmt.Errorf("%w: %s has format %d, this icemerge reads %d", ErrCorrupt, loc, s.Format, Format)
 	}

@@ -100,6 +100,8 @@ type app struct {
 	// logs is the log's output, which progress bars take over while they
 	// are drawn (nil: the log writes to stderr itself).
 	logs *clikit.SwitchWriter
+	// heap is the soft heap limit of a run's budget (nil: none).
+	heap *clikit.SoftHeap
 	// progress is the run's display, once a run opened it.
 	progress clikit.Progress
 	// missingCatalog is the SQLite catalog a command looked for and did
@@ -279,7 +281,7 @@ type runCmd struct {
 
 func (c *runCmd) Run(a *app) error {
 	// The Go heap is held under the run's memory budget (GOMEMLIMIT wins).
-	clikit.TuneGC(a.env, gcPercent, c.HeapLimit())
+	a.heap = clikit.TuneGC(a.env, gcPercent, c.HeapLimit())
 	out := a.stdout
 	if c.Report == "-" {
 		out = a.stderr // stdout carries the report alone
@@ -316,6 +318,9 @@ func runReport(a *app, o icemerge.DatabaseOptions, out, emf io.Writer) (*icemerg
 	}
 	defer env.Close()
 	a.ctx = ctx
+	if a.heap != nil {
+		env.Heap = a.heap
+	}
 	a.startProgress(env)
 	defer a.endProgress()
 	if o.Table == "" {

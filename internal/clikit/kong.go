@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"runtime/pprof"
 	"strings"
+	"sync"
 
 	"github.com/alecthomas/kong"
 )
@@ -118,14 +119,46 @@ func OnAWSCompute(env func(string) (string, bool)) bool {
 
 // TuneGC sets the collector's target growth (GOGC, percent) and, when
 // limit > 0, a soft memory limit, unless GOGC or GOMEMLIMIT are set in the
-// environment, which win.
-func TuneGC(env func(string) (string, bool), percent int, limit int64) {
+// environment, which win. It returns the limit it set, which runs may
+// raise for a while (nil: none set).
+func TuneGC(env func(string) (string, bool), percent int, limit int64) *SoftHeap {
 	if _, ok := env("GOGC"); !ok {
 		debug.SetGCPercent(percent)
 	}
 	if _, ok := env("GOMEMLIMIT"); !ok && limit > 0 {
 		debug.SetMemoryLimit(limit)
+		return &SoftHeap{base: limit}
 	}
+	return nil
+}
+
+// SoftHeap is the process's soft memory limit (debug.SetMemoryLimit):
+// its base, raised by what runs reserve (icemerge.HeapLimit).
+type SoftHeap struct {
+	mu       sync.Mutex
+	base     int64
+	reserved int64
+}
+
+// Reserve raises the limit by n bytes until release is called (once).
+func (h *SoftHeap) Reserve(n int64) (release func()) {
+	h.add(n)
+	var once sync.Once
+	return func() { once.Do(func() { h.add(-n) }) }
+}
+
+func (h *SoftHeap) add(n int64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.reserved += n
+	debug.SetMemoryLimit(h.base + h.reserved)
+}
+
+// Limit is the limit now.
+func (h *SoftHeap) Limit() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.base + h.reserved
 }
 
 // WriteEMF writes a table's EMF line to w (nil: metrics off) in one write,
