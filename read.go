@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"iter"
 	"log/slog"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -33,7 +32,7 @@ const readWorkers = 2
 // keep columns. Each object is read as listed (pinned to its listing's
 // version) and pins records the version read, by key, for the second read.
 func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.Options, cache int64, bad *badFiles, pins map[string]source.Version, progress func(done int)) ([]*merge.File, error) {
-	keep := append(slices.Clone(mo.Keys), mo.OrderBy...)
+	keep := mo.KeyColumns()
 	type result struct {
 		f   *merge.File
 		v   source.Version

@@ -388,7 +388,6 @@ func (r *run) read(ctx context.Context) error {
 	for _, f := range r.files {
 		r.res.BytesRead += r.bad.objs[f.Name].Size
 	}
-	r.reserveHeap()
 	return nil
 }
 
@@ -482,7 +481,14 @@ func (r *run) planBatch(ctx context.Context) error {
 	r.res.Partitions = r.pl.Partitions()
 	if r.pl.Partitions() > 1 {
 		r.log.Info("planning in key-hash partitions", "partitions", r.pl.Partitions(), "changes", merge.Changes(r.files))
+		// A batch this large needs the memory for its partitions more than
+		// a few files kept whole: they are read again to write their
+		// winners, as the others are.
+		for _, f := range r.files {
+			f.Project(r.mergeOptions().KeyColumns())
+		}
 	}
+	r.reserveHeap()
 	plan, err := r.replan(ctx)
 	if err != nil {
 		return err

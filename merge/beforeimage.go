@@ -23,6 +23,11 @@ func (o Options) beforeImagePrefix() string {
 	return strings.ToLower(cmp.Or(o.BeforeImagePrefix, DefaultBeforeImagePrefix))
 }
 
+// KeyColumns are the key and order columns: what a batch needs of a file.
+func (o Options) KeyColumns() []string {
+	return append(slices.Clone(o.Keys), o.OrderBy...)
+}
+
 // Keeps reports whether a batch needs a column of a file it does not keep
 // whole (ReadOptions.Keep): the key and order columns, and any column that
 // may be a key's before image (SplitBeforeImage sorts them out).
