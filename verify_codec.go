@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/big"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -421,53 +421,74 @@ var pow10 = func() [19]uint64 {
 // are zeros, or when truncating and rounding give the same value (the
 // first dropped digit is below 5): whether DMS rounds or truncates (a
 // PostgreSQL NUMERIC without precision becomes NUMERIC(28,6)) is not
-// known, so a value where the two differ cannot be verified.
+// known, so a value where the two differ cannot be verified. It allocates
+// nothing but its reasons: it runs for every decimal of every source row.
 func parseDecimal(v []byte, prec, scale int32) (decimal128.Num, string) {
-	s := str(v)
+	s := v
 	neg := false
 	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
 		neg, s = s[0] == '-', s[1:]
 	}
-	intPart, frac, _ := strings.Cut(s, ".")
-	if intPart == "" && frac == "" {
+	intPart, frac := s, []byte(nil)
+	if i := bytes.IndexByte(s, '.'); i >= 0 {
+		intPart, frac = s[:i], s[i+1:]
+	}
+	if len(intPart) == 0 && len(frac) == 0 {
 		return decimal128.Num{}, "not a decimal"
 	}
-	for _, part := range []string{intPart, frac} {
-		for i := 0; i < len(part); i++ {
-			if part[i] < '0' || part[i] > '9' {
-				return decimal128.Num{}, "not a decimal (NaN and infinity have no known DMS form)"
-			}
-		}
+	if !allDigits(intPart) || !allDigits(frac) {
+		return decimal128.Num{}, "not a decimal (NaN and infinity have no known DMS form)"
 	}
 	if int32(len(frac)) > scale {
 		extra := frac[scale:]
-		if strings.Trim(extra, "0") != "" && extra[0] >= '5' {
+		if len(bytes.TrimLeft(extra, "0")) != 0 && extra[0] >= '5' {
 			return decimal128.Num{}, fmt.Sprintf("more than %d fraction digits, where DMS's rounding or truncation is not known", scale)
 		}
 		frac = frac[:scale]
 	}
-	digits := strings.TrimLeft(intPart+frac+strings.Repeat("0", int(scale)-len(frac)), "0")
-	if int32(len(digits)) > prec {
+	// The unscaled value's digits are intPart, frac and scale-len(frac)
+	// zeros; leading zeros do not count against the precision.
+	intPart = bytes.TrimLeft(intPart, "0")
+	pad := int(scale) - len(frac)
+	if len(intPart) == 0 {
+		frac = bytes.TrimLeft(frac, "0")
+		if len(frac) == 0 {
+			pad = 0
+		}
+	}
+	if int32(len(intPart)+len(frac)+pad) > prec {
 		return decimal128.Num{}, fmt.Sprintf("does not fit the table's decimal(%d,%d)", prec, scale)
 	}
-	var n decimal128.Num
-	if len(digits) <= 18 {
-		var u uint64
-		for i := 0; i < len(digits); i++ {
-			u = u*10 + uint64(digits[i]-'0')
-		}
-		n = decimal128.FromU64(u)
-	} else {
-		b, ok := new(big.Int).SetString(digits, 10)
-		if !ok {
-			return decimal128.Num{}, "not a decimal"
-		}
-		n = decimal128.FromBigInt(b)
+	if len(intPart)+len(frac)+pad > 38 {
+		return decimal128.Num{}, "not a decimal" // more digits than 128 bits hold
 	}
+	var hi, lo uint64
+	for _, part := range [2][]byte{intPart, frac} {
+		for _, ch := range part {
+			h, l := bits.Mul64(lo, 10)
+			var c uint64
+			lo, c = bits.Add64(l, uint64(ch-'0'), 0)
+			hi = hi*10 + h + c
+		}
+	}
+	for range pad {
+		h, l := bits.Mul64(lo, 10)
+		lo, hi = l, hi*10+h
+	}
+	n := decimal128.New(int64(hi), lo)
 	if neg {
 		n = n.Negate()
 	}
 	return n, ""
+}
+
+func allDigits(b []byte) bool {
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseTime reads a source date or timestamp text (YYYY-MM-DD[ HH:MM:SS[.f]])
@@ -511,11 +532,11 @@ func (c *vcol) parseTime(v []byte) (us int64, null bool, why string) {
 			if f[0] != '.' || len(f) < 2 || len(f) > 7 {
 				return 0, false, "not a timestamp (more than microseconds?)"
 			}
-			fd := (f[1:] + "00000")[:6]
 			var ok7 bool
-			if micro, ok7 = atoi(fd); !ok7 {
+			if micro, ok7 = atoi(f[1:]); !ok7 {
 				return 0, false, "not a timestamp"
 			}
+			micro *= int(pow10[7-len(f)]) // to microseconds, without a concatenation's allocation
 		}
 	}
 	if c.skind == sMyDate {
