@@ -257,8 +257,8 @@ func (c valuesConn) Begin() (driver.Tx, error)           { return nil, driver.Er
 
 type valuesStmt valuesConn
 
-func (s valuesStmt) Close() error                              { return nil }
-func (s valuesStmt) NumInput() int                             { return 0 }
+func (s valuesStmt) Close() error                               { return nil }
+func (s valuesStmt) NumInput() int                              { return 0 }
 func (s valuesStmt) Exec([]driver.Value) (driver.Result, error) { return nil, driver.ErrSkip }
 func (s valuesStmt) Query([]driver.Value) (driver.Rows, error) {
 	return &valuesRows{vals: s.vals}, nil
