@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
+
+	"github.com/icemerge/icemerge/catalog"
 )
 
 // The canonical encoding of a row, which `icemerge verify` hashes on both
@@ -264,6 +266,140 @@ func (c *vcol) getter(a arrow.Array) (tableGetter, error) {
 		}
 	}
 	return nil, mismatch
+}
+
+// streamGetter reads a column of a batch of the table's rows (StreamLive)
+// as c's canonical values, exactly as getter reads the same column as
+// Arrow (a repair locates rows with getter): the same widenings, nulls for
+// a column the file lacks, and the same types refused.
+func (c *vcol) streamGetter(v *catalog.ColumnValues) (tableGetter, error) {
+	if v.Kind == catalog.KindNull {
+		return func(dst []byte, _ int) []byte { return append(dst, 0) }, nil
+	}
+	wrap := func(f func(dst []byte, i int) []byte) tableGetter {
+		if len(v.Null) == 0 {
+			return func(dst []byte, i int) []byte { return f(append(dst, 1), i) }
+		}
+		null := v.Null
+		return func(dst []byte, i int) []byte {
+			if null[i] {
+				return append(dst, 0)
+			}
+			return f(append(dst, 1), i)
+		}
+	}
+	plainInt := func(bits int8) bool {
+		return v.Logical == catalog.LogicalNone || (v.Logical == catalog.LogicalInt && v.IntBits == bits && v.Signed)
+	}
+	mismatch := fmt.Errorf("column %s: a table data file holds %s where the table's type is %s", c.name, v.Type, c.typ)
+	switch c.class {
+	case cInt:
+		switch {
+		case v.Kind == catalog.KindInt32 && plainInt(32):
+			x := v.Int32
+			return wrap(func(dst []byte, i int) []byte { return appendI64(dst, int64(x[i])) }), nil
+		case v.Kind == catalog.KindInt64 && plainInt(64):
+			x := v.Int64
+			return wrap(func(dst []byte, i int) []byte { return appendI64(dst, x[i]) }), nil
+		}
+	case cF32:
+		if v.Kind == catalog.KindFloat32 && v.Logical == catalog.LogicalNone {
+			x := v.Float32
+			return wrap(func(dst []byte, i int) []byte { return appendF32(dst, x[i]) }), nil
+		}
+	case cF64:
+		switch {
+		case v.Kind == catalog.KindFloat32 && v.Logical == catalog.LogicalNone:
+			x := v.Float32
+			return wrap(func(dst []byte, i int) []byte { return appendF64(dst, float64(x[i])) }), nil
+		case v.Kind == catalog.KindFloat64 && v.Logical == catalog.LogicalNone:
+			x := v.Float64
+			return wrap(func(dst []byte, i int) []byte { return appendF64(dst, x[i]) }), nil
+		}
+	case cDec:
+		if v.Logical != catalog.LogicalDecimal {
+			break
+		}
+		var num func(i int) decimal128.Num
+		switch v.Kind {
+		case catalog.KindInt32:
+			x := v.Int32
+			num = func(i int) decimal128.Num { return decimal128.FromI64(int64(x[i])) }
+		case catalog.KindInt64:
+			x := v.Int64
+			num = func(i int) decimal128.Num { return decimal128.FromI64(x[i]) }
+		case catalog.KindBytes:
+			x := v.Bytes
+			for i, b := range x {
+				if len(b) > 16 && (len(v.Null) == 0 || !v.Null[i]) {
+					return nil, fmt.Errorf("column %s: a table data file holds a decimal of %d bytes: more than decimal(38) holds", c.name, len(b))
+				}
+			}
+			num = func(i int) decimal128.Num { return decimalFromBigEndian(x[i]) }
+		default:
+			return nil, mismatch
+		}
+		if from := v.Scale; from != c.scale {
+			return wrap(func(dst []byte, i int) []byte {
+				n, err := num(i).Rescale(from, c.scale)
+				if err != nil { // cannot happen for a widened decimal; keep the raw value, it will differ
+					n = num(i)
+				}
+				return appendDec(dst, n)
+			}), nil
+		}
+		return wrap(func(dst []byte, i int) []byte { return appendDec(dst, num(i)) }), nil
+	case cDate:
+		if v.Kind == catalog.KindInt32 && v.Logical == catalog.LogicalDate {
+			x := v.Int32
+			return wrap(func(dst []byte, i int) []byte { return appendI64(dst, int64(x[i])) }), nil
+		}
+	case cTS:
+		if v.Kind == catalog.KindInt64 && v.Logical == catalog.LogicalTimestamp {
+			x := v.Int64
+			switch v.PerSecond {
+			case 1_000:
+				return wrap(func(dst []byte, i int) []byte { return appendI64(dst, x[i]*1_000) }), nil
+			case 1_000_000:
+				return wrap(func(dst []byte, i int) []byte { return appendI64(dst, x[i]) }), nil
+			case 1_000_000_000:
+				return wrap(func(dst []byte, i int) []byte { return appendI64(dst, floorDiv(x[i], 1_000)) }), nil
+			}
+		}
+	case cStr, cBin:
+		// Strings, binaries and byte strings of another annotation (JSON,
+		// ENUM) alike, as Arrow reads them as strings or binaries.
+		if v.Kind != catalog.KindBytes || v.Fixed || v.Logical == catalog.LogicalDecimal {
+			break
+		}
+		x := v.Bytes
+		if c.json {
+			return wrap(func(dst []byte, i int) []byte { return appendBytes(dst, canonicalJSON(x[i])) }), nil
+		}
+		return wrap(func(dst []byte, i int) []byte { return appendBytes(dst, x[i]) }), nil
+	case cBool:
+		if v.Kind == catalog.KindBool {
+			x := v.Bool
+			return wrap(func(dst []byte, i int) []byte { return append(dst, b2u(x[i])) }), nil
+		}
+	}
+	return nil, mismatch
+}
+
+// decimalFromBigEndian is a Parquet decimal's unscaled value: big-endian
+// two's complement of at most 16 bytes.
+func decimalFromBigEndian(b []byte) decimal128.Num {
+	if len(b) == 0 {
+		return decimal128.Num{}
+	}
+	var buf [16]byte
+	if b[0]&0x80 != 0 {
+		for i := range buf {
+			buf[i] = 0xff
+		}
+	}
+	copy(buf[16-len(b):], b)
+	return decimal128.New(int64(binary.BigEndian.Uint64(buf[:8])), binary.BigEndian.Uint64(buf[8:]))
 }
 
 func floorDiv(a, b int64) int64 {
