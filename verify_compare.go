@@ -17,7 +17,7 @@ import (
 // bounded memory, reading each side once:
 //
 // Both sides stream their rows at the same time. Each row's key is hashed
-// into one of N buckets (a power of two, about 16 rows each); each bucket
+// into one of N buckets (a power of two, about 64 rows each); each bucket
 // keeps a digest of its rows on that side: their count and two sums of
 // 64-bit hashes of the rows' canonical encodings (sums, so the order rows
 // arrive in does not matter). Each row also goes to a spill file on
@@ -33,7 +33,11 @@ import (
 // back.
 
 const (
-	rowsPerBucket = 16
+	// rowsPerBucket: 64, not fewer, so that the digests of a table of
+	// tens of millions of rows (24 bytes a bucket and side) stay near the
+	// caches: at 16 a 10M-row table's were 24 MiB a side, and verify took
+	// 4% more CPU. A differing bucket costs 64 records kept by key.
+	rowsPerBucket = 64
 	minBuckets    = 1 << 10
 	maxBuckets    = 1 << 22
 	// rowsPerPart bounds the records of one spill range, hence the memory
