@@ -13,7 +13,6 @@ import (
 	"sync"
 	"time"
 
-
 	"github.com/icemerge/icemerge/catalog"
 )
 
