@@ -13,8 +13,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-
 	"github.com/icemerge/icemerge/catalog"
 )
 
@@ -554,6 +552,11 @@ func (v *verification) names() []string {
 	return names
 }
 
+// tableBatchRows is the rows of one batch of the table's side: enough to
+// make a batch's overhead nothing, few enough that its columns stay in
+// the caches.
+const tableBatchRows = 4096
+
 // readTable reads every live row of the table's snapshot.
 func (v *verification) readTable(ctx context.Context) error {
 	start := time.Now()
@@ -561,17 +564,16 @@ func (v *verification) readTable(ctx context.Context) error {
 	s := &rowScratch{off: make([]int, len(v.cols)+1)}
 	getters := make([]tableGetter, len(v.cols))
 	withOrder := len(v.order) > 0
-	_, err := v.tbl.ScanLive(ctx, v.names(), nil, func(path string, arrs []arrow.Array, first int64, deleted func(int64) bool) error {
-		for j, a := range arrs {
-			g, err := v.cols[j].getter(a)
+	return v.tbl.StreamLive(ctx, v.names(), tableBatchRows, func(b *catalog.LiveBatch) error {
+		for j := range b.Cols {
+			g, err := v.cols[j].streamGetter(&b.Cols[j])
 			if err != nil {
-				return fmt.Errorf("table %s, data file %s: %w", v.o.Table, path, err)
+				return fmt.Errorf("table %s, data file %s: %w", v.o.Table, b.Path, err)
 			}
 			getters[j] = g
 		}
-		n := arrs[0].Len()
-		for i := range n {
-			if deleted(first + int64(i)) {
+		for i := range b.Rows {
+			if b.Deleted != nil && b.Deleted[i] {
 				continue
 			}
 			s.buf = s.buf[:0]
@@ -590,7 +592,6 @@ func (v *verification) readTable(ctx context.Context) error {
 		}
 		return ctx.Err()
 	})
-	return err
 }
 
 // readSource reads every row of the source table in the snapshot.

@@ -7,7 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"math/big"
+	"math/bits"
 	"strconv"
 	"strings"
 	"time"
@@ -16,6 +16,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
+
+	"github.com/icemerge/icemerge/catalog"
 )
 
 // The canonical encoding of a row, which `icemerge verify` hashes on both
@@ -266,6 +268,140 @@ func (c *vcol) getter(a arrow.Array) (tableGetter, error) {
 	return nil, mismatch
 }
 
+// streamGetter reads a column of a batch of the table's rows (StreamLive)
+// as c's canonical values, exactly as getter reads the same column as
+// Arrow (a repair locates rows with getter): the same widenings, nulls for
+// a column the file lacks, and the same types refused.
+func (c *vcol) streamGetter(v *catalog.ColumnValues) (tableGetter, error) {
+	if v.Kind == catalog.KindNull {
+		return func(dst []byte, _ int) []byte { return append(dst, 0) }, nil
+	}
+	wrap := func(f func(dst []byte, i int) []byte) tableGetter {
+		if len(v.Null) == 0 {
+			return func(dst []byte, i int) []byte { return f(append(dst, 1), i) }
+		}
+		null := v.Null
+		return func(dst []byte, i int) []byte {
+			if null[i] {
+				return append(dst, 0)
+			}
+			return f(append(dst, 1), i)
+		}
+	}
+	plainInt := func(bits int8) bool {
+		return v.Logical == catalog.LogicalNone || (v.Logical == catalog.LogicalInt && v.IntBits == bits && v.Signed)
+	}
+	mismatch := fmt.Errorf("column %s: a table data file holds %s where the table's type is %s", c.name, v.Type, c.typ)
+	switch c.class {
+	case cInt:
+		switch {
+		case v.Kind == catalog.KindInt32 && plainInt(32):
+			x := v.Int32
+			return wrap(func(dst []byte, i int) []byte { return appendI64(dst, int64(x[i])) }), nil
+		case v.Kind == catalog.KindInt64 && plainInt(64):
+			x := v.Int64
+			return wrap(func(dst []byte, i int) []byte { return appendI64(dst, x[i]) }), nil
+		}
+	case cF32:
+		if v.Kind == catalog.KindFloat32 && v.Logical == catalog.LogicalNone {
+			x := v.Float32
+			return wrap(func(dst []byte, i int) []byte { return appendF32(dst, x[i]) }), nil
+		}
+	case cF64:
+		switch {
+		case v.Kind == catalog.KindFloat32 && v.Logical == catalog.LogicalNone:
+			x := v.Float32
+			return wrap(func(dst []byte, i int) []byte { return appendF64(dst, float64(x[i])) }), nil
+		case v.Kind == catalog.KindFloat64 && v.Logical == catalog.LogicalNone:
+			x := v.Float64
+			return wrap(func(dst []byte, i int) []byte { return appendF64(dst, x[i]) }), nil
+		}
+	case cDec:
+		if v.Logical != catalog.LogicalDecimal {
+			break
+		}
+		var num func(i int) decimal128.Num
+		switch v.Kind {
+		case catalog.KindInt32:
+			x := v.Int32
+			num = func(i int) decimal128.Num { return decimal128.FromI64(int64(x[i])) }
+		case catalog.KindInt64:
+			x := v.Int64
+			num = func(i int) decimal128.Num { return decimal128.FromI64(x[i]) }
+		case catalog.KindBytes:
+			x := v.Bytes
+			for i, b := range x {
+				if len(b) > 16 && (len(v.Null) == 0 || !v.Null[i]) {
+					return nil, fmt.Errorf("column %s: a table data file holds a decimal of %d bytes: more than decimal(38) holds", c.name, len(b))
+				}
+			}
+			num = func(i int) decimal128.Num { return decimalFromBigEndian(x[i]) }
+		default:
+			return nil, mismatch
+		}
+		if from := v.Scale; from != c.scale {
+			return wrap(func(dst []byte, i int) []byte {
+				n, err := num(i).Rescale(from, c.scale)
+				if err != nil { // cannot happen for a widened decimal; keep the raw value, it will differ
+					n = num(i)
+				}
+				return appendDec(dst, n)
+			}), nil
+		}
+		return wrap(func(dst []byte, i int) []byte { return appendDec(dst, num(i)) }), nil
+	case cDate:
+		if v.Kind == catalog.KindInt32 && v.Logical == catalog.LogicalDate {
+			x := v.Int32
+			return wrap(func(dst []byte, i int) []byte { return appendI64(dst, int64(x[i])) }), nil
+		}
+	case cTS:
+		if v.Kind == catalog.KindInt64 && v.Logical == catalog.LogicalTimestamp {
+			x := v.Int64
+			switch v.PerSecond {
+			case 1_000:
+				return wrap(func(dst []byte, i int) []byte { return appendI64(dst, x[i]*1_000) }), nil
+			case 1_000_000:
+				return wrap(func(dst []byte, i int) []byte { return appendI64(dst, x[i]) }), nil
+			case 1_000_000_000:
+				return wrap(func(dst []byte, i int) []byte { return appendI64(dst, floorDiv(x[i], 1_000)) }), nil
+			}
+		}
+	case cStr, cBin:
+		// Strings, binaries and byte strings of another annotation (JSON,
+		// ENUM) alike, as Arrow reads them as strings or binaries.
+		if v.Kind != catalog.KindBytes || v.Fixed || v.Logical == catalog.LogicalDecimal {
+			break
+		}
+		x := v.Bytes
+		if c.json {
+			return wrap(func(dst []byte, i int) []byte { return appendBytes(dst, canonicalJSON(x[i])) }), nil
+		}
+		return wrap(func(dst []byte, i int) []byte { return appendBytes(dst, x[i]) }), nil
+	case cBool:
+		if v.Kind == catalog.KindBool {
+			x := v.Bool
+			return wrap(func(dst []byte, i int) []byte { return append(dst, b2u(x[i])) }), nil
+		}
+	}
+	return nil, mismatch
+}
+
+// decimalFromBigEndian is a Parquet decimal's unscaled value: big-endian
+// two's complement of at most 16 bytes.
+func decimalFromBigEndian(b []byte) decimal128.Num {
+	if len(b) == 0 {
+		return decimal128.Num{}
+	}
+	var buf [16]byte
+	if b[0]&0x80 != 0 {
+		for i := range buf {
+			buf[i] = 0xff
+		}
+	}
+	copy(buf[16-len(b):], b)
+	return decimal128.New(int64(binary.BigEndian.Uint64(buf[:8])), binary.BigEndian.Uint64(buf[8:]))
+}
+
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if a%b != 0 && (a < 0) != (b < 0) {
@@ -421,53 +557,74 @@ var pow10 = func() [19]uint64 {
 // are zeros, or when truncating and rounding give the same value (the
 // first dropped digit is below 5): whether DMS rounds or truncates (a
 // PostgreSQL NUMERIC without precision becomes NUMERIC(28,6)) is not
-// known, so a value where the two differ cannot be verified.
+// known, so a value where the two differ cannot be verified. It allocates
+// nothing but its reasons: it runs for every decimal of every source row.
 func parseDecimal(v []byte, prec, scale int32) (decimal128.Num, string) {
-	s := str(v)
+	s := v
 	neg := false
 	if len(s) > 0 && (s[0] == '-' || s[0] == '+') {
 		neg, s = s[0] == '-', s[1:]
 	}
-	intPart, frac, _ := strings.Cut(s, ".")
-	if intPart == "" && frac == "" {
+	intPart, frac := s, []byte(nil)
+	if i := bytes.IndexByte(s, '.'); i >= 0 {
+		intPart, frac = s[:i], s[i+1:]
+	}
+	if len(intPart) == 0 && len(frac) == 0 {
 		return decimal128.Num{}, "not a decimal"
 	}
-	for _, part := range []string{intPart, frac} {
-		for i := 0; i < len(part); i++ {
-			if part[i] < '0' || part[i] > '9' {
-				return decimal128.Num{}, "not a decimal (NaN and infinity have no known DMS form)"
-			}
-		}
+	if !allDigits(intPart) || !allDigits(frac) {
+		return decimal128.Num{}, "not a decimal (NaN and infinity have no known DMS form)"
 	}
 	if int32(len(frac)) > scale {
 		extra := frac[scale:]
-		if strings.Trim(extra, "0") != "" && extra[0] >= '5' {
+		if len(bytes.TrimLeft(extra, "0")) != 0 && extra[0] >= '5' {
 			return decimal128.Num{}, fmt.Sprintf("more than %d fraction digits, where DMS's rounding or truncation is not known", scale)
 		}
 		frac = frac[:scale]
 	}
-	digits := strings.TrimLeft(intPart+frac+strings.Repeat("0", int(scale)-len(frac)), "0")
-	if int32(len(digits)) > prec {
+	// The unscaled value's digits are intPart, frac and scale-len(frac)
+	// zeros; leading zeros do not count against the precision.
+	intPart = bytes.TrimLeft(intPart, "0")
+	pad := int(scale) - len(frac)
+	if len(intPart) == 0 {
+		frac = bytes.TrimLeft(frac, "0")
+		if len(frac) == 0 {
+			pad = 0
+		}
+	}
+	if int32(len(intPart)+len(frac)+pad) > prec {
 		return decimal128.Num{}, fmt.Sprintf("does not fit the table's decimal(%d,%d)", prec, scale)
 	}
-	var n decimal128.Num
-	if len(digits) <= 18 {
-		var u uint64
-		for i := 0; i < len(digits); i++ {
-			u = u*10 + uint64(digits[i]-'0')
-		}
-		n = decimal128.FromU64(u)
-	} else {
-		b, ok := new(big.Int).SetString(digits, 10)
-		if !ok {
-			return decimal128.Num{}, "not a decimal"
-		}
-		n = decimal128.FromBigInt(b)
+	if len(intPart)+len(frac)+pad > 38 {
+		return decimal128.Num{}, "not a decimal" // more digits than 128 bits hold
 	}
+	var hi, lo uint64
+	for _, part := range [2][]byte{intPart, frac} {
+		for _, ch := range part {
+			h, l := bits.Mul64(lo, 10)
+			var c uint64
+			lo, c = bits.Add64(l, uint64(ch-'0'), 0)
+			hi = hi*10 + h + c
+		}
+	}
+	for range pad {
+		h, l := bits.Mul64(lo, 10)
+		lo, hi = l, hi*10+h
+	}
+	n := decimal128.New(int64(hi), lo)
 	if neg {
 		n = n.Negate()
 	}
 	return n, ""
+}
+
+func allDigits(b []byte) bool {
+	for _, ch := range b {
+		if ch < '0' || ch > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // parseTime reads a source date or timestamp text (YYYY-MM-DD[ HH:MM:SS[.f]])
@@ -511,11 +668,11 @@ func (c *vcol) parseTime(v []byte) (us int64, null bool, why string) {
 			if f[0] != '.' || len(f) < 2 || len(f) > 7 {
 				return 0, false, "not a timestamp (more than microseconds?)"
 			}
-			fd := (f[1:] + "00000")[:6]
 			var ok7 bool
-			if micro, ok7 = atoi(fd); !ok7 {
+			if micro, ok7 = atoi(f[1:]); !ok7 {
 				return 0, false, "not a timestamp"
 			}
+			micro *= int(pow10[7-len(f)]) // to microseconds, without a concatenation's allocation
 		}
 	}
 	if c.skind == sMyDate {

@@ -1,12 +1,16 @@
 package icemerge
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -124,6 +128,7 @@ func openMySQL(ctx context.Context, uri string) (*mysqlSource, error) {
 		return nil, usage(err)
 	}
 	where := catalog.RedactURI(uri)
+	cfg.DialFunc = dialBuffered
 	conn, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return nil, usage(fmt.Errorf("--source-db %s: %w", where, err))
@@ -188,45 +193,126 @@ func (s *mysqlSource) columns(ctx context.Context, t srcTable) ([]srcColumn, err
 }
 
 // scan reads with a prepared statement: the binary protocol, so FLOAT and
-// DOUBLE values arrive bit for bit.
+// DOUBLE values arrive bit for bit. It reads the driver's rows itself, past
+// database/sql, whose locking and conversion cost as much as the rows' own
+// decoding on a table of millions; each value becomes the text
+// database/sql's sql.RawBytes would hold.
 func (s *mysqlSource) scan(ctx context.Context, t srcTable, cols []*vcol, fn func([][]byte) error) error {
 	sel := make([]string, len(cols))
 	for i, c := range cols {
 		sel[i] = myQuote(c.src)
 	}
 	query := "SELECT " + strings.Join(sel, ", ") + " FROM " + t.mysql()
-	stmt, err := s.conn.PrepareContext(ctx, query)
-	if err != nil {
-		return fmt.Errorf("reading %s in %s: %w", t, s.name, err)
-	}
-	defer stmt.Close()
-	rows, err := stmt.QueryContext(ctx)
-	if err != nil {
-		return fmt.Errorf("reading %s in %s: %w", t, s.name, err)
-	}
-	defer rows.Close()
-	raw := make([]sql.RawBytes, len(cols))
-	ptrs := make([]any, len(cols))
-	vals := make([][]byte, len(cols))
-	for i := range raw {
-		ptrs[i] = &raw[i]
-	}
-	for rows.Next() {
-		if err := rows.Scan(ptrs...); err != nil {
-			return fmt.Errorf("reading %s in %s: %w", t, s.name, err)
+	err := s.conn.Raw(func(dc any) error {
+		pc, ok := dc.(driver.ConnPrepareContext)
+		if !ok {
+			return fmt.Errorf("the MySQL driver's connection %T cannot prepare a statement (this is a bug)", dc)
 		}
-		for i, r := range raw {
-			vals[i] = r
-		}
-		if err := fn(vals); err != nil {
+		stmt, err := pc.PrepareContext(ctx, query)
+		if err != nil {
 			return err
 		}
+		defer stmt.Close()
+		sq, ok := stmt.(driver.StmtQueryContext)
+		if !ok {
+			return fmt.Errorf("the MySQL driver's statement %T cannot query (this is a bug)", stmt)
+		}
+		rows, err := sq.QueryContext(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		if n := len(rows.Columns()); n != len(cols) {
+			return fmt.Errorf("%d columns read, %d asked for", n, len(cols))
+		}
+		dest := make([]driver.Value, len(cols))
+		vals := make([][]byte, len(cols))
+		var scratch []byte
+		for {
+			err := rows.Next(dest)
+			if err == io.EOF {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			scratch = scratch[:0]
+			for i, d := range dest {
+				var ok bool
+				if vals[i], scratch, ok = rawText(d, scratch); !ok {
+					return fmt.Errorf("column %s: the driver returned a %T", cols[i].src, d)
+				}
+			}
+			if err := fn(vals); err != nil {
+				return errStop{err}
+			}
+		}
+	})
+	var stop errStop
+	if errors.As(err, &stop) {
+		return stop.err
 	}
-	if err := rows.Err(); err != nil {
+	if err != nil {
 		return fmt.Errorf("reading %s in %s: %w", t, s.name, err)
 	}
 	return nil
 }
+
+// errStop carries the error of scan's callback out of the driver
+// connection, unwrapped.
+type errStop struct{ err error }
+
+func (e errStop) Error() string { return e.err.Error() }
+func (e errStop) Unwrap() error { return e.err }
+
+// rawText is the text database/sql puts in a sql.RawBytes for a driver
+// value (nil for NULL): bytes as they are, other values formatted at the
+// end of scratch, which it returns. A value taken before scratch grew keeps
+// the old array, so one row's values never overwrite one another.
+func rawText(v driver.Value, scratch []byte) ([]byte, []byte, bool) {
+	start := len(scratch)
+	switch x := v.(type) {
+	case nil:
+		return nil, scratch, true
+	case []byte:
+		return x, scratch, true
+	case string:
+		scratch = append(scratch, x...)
+	case int64:
+		scratch = strconv.AppendInt(scratch, x, 10)
+	case float64:
+		scratch = strconv.AppendFloat(scratch, x, 'g', -1, 64)
+	case float32:
+		scratch = strconv.AppendFloat(scratch, float64(x), 'g', -1, 32)
+	case bool:
+		scratch = strconv.AppendBool(scratch, x)
+	case time.Time:
+		scratch = x.AppendFormat(scratch, time.RFC3339Nano)
+	default:
+		return nil, scratch, false
+	}
+	return scratch[start:len(scratch):len(scratch)], scratch, true
+}
+
+// dialBuffered connects to the MySQL server through a large read buffer:
+// the driver reads the socket in 4 KiB steps, a system call each, which
+// on a table of millions of rows costs as much as decoding them.
+func dialBuffered(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer // TCP keep-alive on, as the driver's own dial sets it
+	c, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 256<<10)}, nil
+}
+
+// bufferedConn is a connection whose reads go through a buffer.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 type pgSource struct {
 	conn *pgx.Conn

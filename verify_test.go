@@ -339,6 +339,7 @@ func TestVerifyFindsALostCDCFileAndRepairs(t *testing.T) {
 		if res, err = e.verify(o); err != nil || !res.Equal || res.Repair != nil {
 			t.Fatalf("verify after the repair: %v", err)
 		}
+		checkStreamAsArrow(t, e) // position deletes, of runs and of the repair
 
 		// The next run applies a new file: the bookmark and table agree.
 		u3 := users[3]
@@ -404,6 +405,7 @@ func TestVerifyComparesEveryColumn(t *testing.T) {
 		t.Fatalf("verify after changing every column: %v", err)
 	}
 	checkKinds(t, res, nil, nil, want, nil)
+	checkStreamAsArrow(t, e)
 }
 
 // TestVerifyRepairWaitsForTheRunLock: a repair holds the table's run
@@ -835,6 +837,7 @@ func TestVerifyAfterSchemaDrift(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 	checkKinds(t, res, nil, nil, []string{"user_id=1"}, nil)
+	checkStreamAsArrow(t, e) // a file with the narrower type and without phone, and one with both
 }
 
 // Bad settings are usage errors (exit 2), every one listed; the source
