@@ -38,8 +38,8 @@ func runVerify(a *app, c *verifyCmd) error {
 }
 
 // verifyGC: a verification's live heap is bounded by design (the bucket
-// digests, a row group of the table, a range of differing keys), and its
-// garbage is the table's decoded Arrow buffers and the driver's rows:
-// collecting at 400% growth, with a soft limit that keeps the heap under
-// 512 MiB, takes about a fifth less CPU than main's GOGC=50.
+// digests, a batch of 4,096 table rows decoded from their Parquet pages, a
+// range of differing keys), and its garbage is the rows it encodes and
+// hashes: collecting at 400% growth, with a soft limit that keeps the heap
+// under 512 MiB, takes about a fifth less CPU than main's GOGC=50.
 func verifyGC(env func(string) (string, bool)) { clikit.TuneGC(env, 400, 512<<20) }
