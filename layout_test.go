@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -111,4 +113,28 @@ func violations(pkgs []listedPackage, mod string) []string {
 		}
 	}
 	return out
+}
+
+// cmd/icemerge stays a thin shell over the library (issue 12): under 1,000
+// lines of non-test code. A command's logic that grows past it belongs in
+// the library or internal/clikit.
+func TestCommandStaysThin(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join("cmd", "icemerge", "*.go"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines += bytes.Count(b, []byte("\n"))
+	}
+	if lines == 0 || lines >= 1000 {
+		t.Errorf("cmd/icemerge holds %d lines of non-test code, want 1 to 999: move command logic into package icemerge or internal/clikit", lines)
+	}
 }

@@ -25,7 +25,6 @@ import (
 	"io"
 	"os"
 	"slices"
-	"strconv"
 	"time"
 
 	"github.com/alecthomas/kong"
@@ -83,30 +82,11 @@ type lambdaHandler struct {
 // lambdaMain serves invocations until the runtime stops the process. main
 // calls it when AWS_LAMBDA_RUNTIME_API is set.
 func lambdaMain() {
-	h := lambdaHandler{env: lambdaEnv(os.LookupEnv), stdout: os.Stdout, stderr: os.Stderr}
+	h := lambdaHandler{env: clikit.LambdaEnv(os.LookupEnv), stdout: os.Stdout, stderr: os.Stderr}
 	lambda.Start(func(ctx context.Context, event json.RawMessage) (json.RawMessage, error) {
 		rep, err := h.invoke(ctx, event)
 		return rep, toInvokeError(err)
 	})
-}
-
-// lambdaEnv is the function's environment, where --memory defaults to
-// three quarters of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
-// MB): the rest is the runtime's and the process's besides the Go heap.
-// ICEMERGE_MEMORY set on the function wins.
-func lambdaEnv(env func(string) (string, bool)) func(string) (string, bool) {
-	return func(key string) (string, bool) {
-		v, ok := env(key)
-		if ok || key != "ICEMERGE_MEMORY" {
-			return v, ok
-		}
-		s, _ := env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
-		mb, err := strconv.Atoi(s)
-		if err != nil || mb <= 0 {
-			return "", false
-		}
-		return strconv.Itoa(mb*3/4) + "MiB", true
-	}
 }
 
 // toInvokeError gives err the errorType Lambda reports: the runtime library

@@ -23,6 +23,7 @@ import (
 
 	"github.com/icemerge/icemerge"
 	"github.com/icemerge/icemerge/bookmark"
+	"github.com/icemerge/icemerge/internal/clikit"
 	"github.com/icemerge/icemerge/internal/testkit/testservers"
 	"github.com/icemerge/icemerge/merge"
 )
@@ -767,7 +768,7 @@ func TestLambdaMemoryFromTheFunction(t *testing.T) {
 		{env: map[string]string{}},
 		{env: map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "lots"}},
 	} {
-		env := lambdaEnv(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
+		env := clikit.LambdaEnv(func(k string) (string, bool) { v, ok := c.env[k]; return v, ok })
 		if v, ok := env("ICEMERGE_MEMORY"); v != c.want || ok != c.set {
 			t.Errorf("%v: ICEMERGE_MEMORY = %q, %v; want %q, %v", c.env, v, ok, c.want, c.set)
 		}
@@ -777,7 +778,7 @@ func TestLambdaMemoryFromTheFunction(t *testing.T) {
 	}
 	var g grammar
 	var out bytes.Buffer
-	env := lambdaEnv(func(k string) (string, bool) {
+	env := clikit.LambdaEnv(func(k string) (string, bool) {
 		v, ok := map[string]string{"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "3008"}[k]
 		return v, ok
 	})

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -134,4 +135,23 @@ func (f EventForm) Args(event []byte) (command string, args []string, err error)
 // EnvName is the environment variable of a flag: ICEMERGE_CATALOG_URI.
 func EnvName(flag string) string {
 	return "ICEMERGE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// LambdaEnv is the function's environment, where --memory defaults to
+// three quarters of the function's memory (AWS_LAMBDA_FUNCTION_MEMORY_SIZE,
+// MB): the rest is the runtime's and the process's besides the Go heap.
+// ICEMERGE_MEMORY set on the function wins.
+func LambdaEnv(env func(string) (string, bool)) func(string) (string, bool) {
+	return func(key string) (string, bool) {
+		v, ok := env(key)
+		if ok || key != "ICEMERGE_MEMORY" {
+			return v, ok
+		}
+		s, _ := env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+		mb, err := strconv.Atoi(s)
+		if err != nil || mb <= 0 {
+			return "", false
+		}
+		return strconv.Itoa(mb*3/4) + "MiB", true
+	}
 }
