@@ -484,8 +484,9 @@ func (r *run) planBatch(ctx context.Context) error {
 		// A batch this large needs the memory for its partitions more than
 		// a few files kept whole: they are read again to write their
 		// winners, as the others are.
+		keep := r.mergeOptions().KeyColumns()
 		for _, f := range r.files {
-			f.Project(r.mergeOptions().KeyColumns())
+			f.Project(keep)
 		}
 	}
 	r.reserveHeap()

@@ -296,12 +296,14 @@ func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memo
 		if err == nil && kept != nil {
 			into.projectFrom(from, kept)
 		}
-		if err == nil && each != nil {
-			rows += int64(len(into.Ops))
-			if err = each(into); err != nil {
-				err = errEach{err}
+		if each != nil {
+			if err == nil {
+				rows += int64(len(into.Ops))
+				if err = each(into); err != nil {
+					err = errEach{err}
+				}
 			}
-			into.Release()
+			into.Release() // each's part, also when it failed to fill
 		}
 		if e, ok := err.(errEach); ok {
 			return e.err
