@@ -374,50 +374,12 @@ func (v *ColumnValues) read(cr file.ColumnChunkReader, m int) error {
 		levels, vals, err = cr.ReadBatch(int64(m), v.Float64, defs, nil)
 		spread(v.Float64, defs, vals)
 	case *file.ByteArrayColumnChunkReader:
-		// A page at a time: the values point into the page's buffer,
-		// which the next page reuses, so they are copied into the arena.
-		v.raw = slices.Grow(v.raw[:0], m)[:m]
-		v.arena = v.arena[:0]
-		for levels < int64(m) && err == nil {
-			var l int64
-			var k int
-			var d []int16
-			if defs != nil {
-				d = defs[levels:]
-			}
-			l, k, err = cr.ReadBatchInPage(int64(m)-levels, v.raw[vals:], d, nil)
-			if l == 0 && err == nil {
-				break
-			}
-			for _, b := range v.raw[vals : vals+k] {
-				v.arena = append(v.arena, b...)
-			}
-			levels, vals = levels+l, vals+k
-		}
-		v.Bytes = slices.Grow(v.Bytes[:0], m)[:m]
-		fillBytes(v.Bytes, v.raw[:vals], v.arena)
+		v.raw, v.arena, levels, vals, err = readPaged(cr.ReadBatchInPage, v.raw, v.arena, defs, m)
+		v.Bytes = fillBytes(v.Bytes, v.raw[:vals], v.arena, m)
 		spread(v.Bytes, defs, vals)
 	case *file.FixedLenByteArrayColumnChunkReader:
-		v.rawFix = slices.Grow(v.rawFix[:0], m)[:m]
-		v.arena = v.arena[:0]
-		for levels < int64(m) && err == nil {
-			var l int64
-			var k int
-			var d []int16
-			if defs != nil {
-				d = defs[levels:]
-			}
-			l, k, err = cr.ReadBatchInPage(int64(m)-levels, v.rawFix[vals:], d, nil)
-			if l == 0 && err == nil {
-				break
-			}
-			for _, b := range v.rawFix[vals : vals+k] {
-				v.arena = append(v.arena, b...)
-			}
-			levels, vals = levels+l, vals+k
-		}
-		v.Bytes = slices.Grow(v.Bytes[:0], m)[:m]
-		fillFixed(v.Bytes, v.rawFix[:vals], v.arena)
+		v.rawFix, v.arena, levels, vals, err = readPaged(cr.ReadBatchInPage, v.rawFix, v.arena, defs, m)
+		v.Bytes = fillBytes(v.Bytes, v.rawFix[:vals], v.arena, m)
 		spread(v.Bytes, defs, vals)
 	default:
 		return fmt.Errorf("no reader for %T (this is a bug)", cr)
@@ -438,22 +400,44 @@ func (v *ColumnValues) read(cr file.ColumnChunkReader, m int) error {
 	return nil
 }
 
-// fillBytes points dst at the values copied, one after the other, into
-// arena.
-func fillBytes(dst [][]byte, raw []parquet.ByteArray, arena []byte) {
-	off := 0
-	for i, b := range raw {
-		dst[i] = arena[off : off+len(b) : off+len(b)]
-		off += len(b)
+// readPaged reads the next m values of a byte-array column a page at a
+// time: the values point into the page's buffer, which the next page
+// reuses, so they are copied into arena.
+func readPaged[T ~[]byte](readPage func(int64, []T, []int16, []int16) (int64, int, error), raw []T, arena []byte, defs []int16, m int) ([]T, []byte, int64, int, error) {
+	raw = slices.Grow(raw[:0], m)[:m]
+	arena = arena[:0]
+	var levels int64
+	var vals int
+	var err error
+	for levels < int64(m) && err == nil {
+		var d []int16
+		if defs != nil {
+			d = defs[levels:]
+		}
+		var l int64
+		var k int
+		l, k, err = readPage(int64(m)-levels, raw[vals:], d, nil)
+		if l == 0 && err == nil {
+			break
+		}
+		for _, b := range raw[vals : vals+k] {
+			arena = append(arena, b...)
+		}
+		levels, vals = levels+l, vals+k
 	}
+	return raw, arena, levels, vals, err
 }
 
-func fillFixed(dst [][]byte, raw []parquet.FixedLenByteArray, arena []byte) {
+// fillBytes points dst (m long) at the values copied, one after the
+// other, into arena.
+func fillBytes[T ~[]byte](dst [][]byte, raw []T, arena []byte, m int) [][]byte {
+	dst = slices.Grow(dst[:0], m)[:m]
 	off := 0
 	for i, b := range raw {
 		dst[i] = arena[off : off+len(b) : off+len(b)]
 		off += len(b)
 	}
+	return dst
 }
 
 // spread moves the first n values of vals, the non-null ones, to the
