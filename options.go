@@ -193,7 +193,7 @@ type RunOptions struct {
 	MaxBytes ByteSize `help:"Apply files in source order until the next would pass this size (e.g. 512MiB, 2GiB); at least one file (0: all)." default:"0" placeholder:"SIZE"`
 	// Memory is what a run plans its memory within (0: no budget):
 	// memoryBudget.
-	Memory ByteSize `help:"The memory a run plans within: the source cache takes at most a quarter of it, a large batch is planned in key-hash partitions sized to half of it, files are read a row group at a time, and the Go heap is held under it (a soft limit; GOMEMLIMIT wins). On Lambda: three quarters of the function's memory. 0: no budget (--source-cache and --partition-rows as given)." default:"512MiB" placeholder:"SIZE"`
+	Memory ByteSize `help:"The memory a run plans within: the source cache takes at most a sixteenth of it, a large batch is planned in key-hash partitions sized to half of it, files are read a row group at a time, and the Go heap is held under it (a soft limit; GOMEMLIMIT wins). On Lambda: three quarters of the function's memory. 0: no budget (--source-cache and --partition-rows as given)." default:"512MiB" placeholder:"SIZE"`
 	// SourceCache: the decoded rows of source files kept from the first
 	// read, up to this many bytes, so their winners are written without
 	// reading them again.
@@ -692,7 +692,9 @@ func (d Days) String() string {
 // The memory budget (--memory) of a run: what it holds, at most.
 //
 //   - the source cache: the decoded rows of the files kept whole, at most
-//     a quarter of the budget (or --source-cache, if smaller);
+//     a sixteenth of the budget (or --source-cache, if smaller): it saves
+//     only a second decode of a file's key and order columns (the others
+//     are decoded once either way) and a second GET;
 //   - the batch's per-key entries: about bytesPerChange per change of one
 //     key-hash partition, a partition sized to half the budget (or
 //     --partition-rows, if smaller);
@@ -715,7 +717,7 @@ const (
 // sourceCache is the source cache the run uses (memoryBudget).
 func (o RunOptions) sourceCache() int64 {
 	if o.Memory > 0 {
-		return min(int64(o.SourceCache), int64(o.Memory)/4)
+		return min(int64(o.SourceCache), int64(o.Memory)/16)
 	}
 	return int64(o.SourceCache)
 }

@@ -92,7 +92,7 @@ func TestOptionTypes(t *testing.T) {
 	}
 }
 
-// --memory bounds what a run holds: the source cache to a quarter of it,
+// --memory bounds what a run holds: the source cache to a sixteenth of it,
 // a partition's changes to half of it at bytesPerChange, the Go heap to it
 // less the process's headroom; 0 leaves --source-cache and
 // --partition-rows as given. Below 128MiB it is refused.
@@ -104,10 +104,10 @@ func TestMemoryBudget(t *testing.T) {
 		wantRows      int
 		wantHeap      int64
 	}{
-		{memory: 512 << 20, cache: 256 << 20, partRows: 2_000_000, wantCache: 128 << 20, wantRows: 512 << 20 / 2 / bytesPerChange, wantHeap: 448 << 20},
-		{memory: 512 << 20, cache: 64 << 20, partRows: 100_000, wantCache: 64 << 20, wantRows: 100_000, wantHeap: 448 << 20},
-		{memory: 4 << 30, cache: 256 << 20, partRows: 2_000_000, wantCache: 256 << 20, wantRows: 2_000_000, wantHeap: 4<<30 - 64<<20},
-		{memory: 512 << 20, cache: 256 << 20, partRows: 0, wantCache: 128 << 20, wantRows: 512 << 20 / 2 / bytesPerChange, wantHeap: 448 << 20},
+		{memory: 512 << 20, cache: 256 << 20, partRows: 2_000_000, wantCache: 32 << 20, wantRows: 512 << 20 / 2 / bytesPerChange, wantHeap: 448 << 20},
+		{memory: 512 << 20, cache: 16 << 20, partRows: 100_000, wantCache: 16 << 20, wantRows: 100_000, wantHeap: 448 << 20},
+		{memory: 8 << 30, cache: 256 << 20, partRows: 2_000_000, wantCache: 256 << 20, wantRows: 2_000_000, wantHeap: 8<<30 - 64<<20},
+		{memory: 512 << 20, cache: 256 << 20, partRows: 0, wantCache: 32 << 20, wantRows: 512 << 20 / 2 / bytesPerChange, wantHeap: 448 << 20},
 		{memory: 0, cache: 256 << 20, partRows: 2_000_000, wantCache: 256 << 20, wantRows: 2_000_000, wantHeap: 0},
 	} {
 		o := RunOptions{Memory: c.memory, SourceCache: c.cache, PartitionRows: c.partRows}

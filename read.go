@@ -65,7 +65,12 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 					est = size
 					return nil
 				}
-				f, v, err := readFile(ctx, src, objs[i].Key, objs[i].Listed(), mo, whole)
+				// Quarantine checks every column of every file now, to set
+				// a bad one aside before planning; otherwise the columns a
+				// file beyond the cache drops are checked by its second
+				// read, before the commit (merge.ReadOptions.Check).
+				ro := merge.ReadOptions{Keep: whole, Check: bad.quarantine}
+				f, v, err := readFile(ctx, src, objs[i].Key, objs[i].Listed(), mo, ro)
 				if err == nil && est > 0 {
 					sz := int64(0)
 					for _, r := range f.Records {
@@ -129,14 +134,14 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 // readFile reads one source object, pinned to a version, and returns the
 // version read. The before images of its key columns (DMS's
 // add-before-image-columns) are set apart from its columns. keep (nil:
-// every column) says which columns to keep (merge.ReadOptions.Keep).
-func readFile(ctx context.Context, src Source, key string, pin source.Version, mo merge.Options, keep func(int64) func(string) bool) (*merge.File, source.Version, error) {
+// every column) says which columns to keep (merge.ReadOptions).
+func readFile(ctx context.Context, src Source, key string, pin source.Version, mo merge.Options, ro merge.ReadOptions) (*merge.File, source.Version, error) {
 	r, err := src.Open(ctx, key, pin)
 	if err != nil {
 		return nil, source.Version{}, err
 	}
 	defer r.Close()
-	f, err := merge.ReadFileWith(ctx, key, source.Classify(key), r, memory.DefaultAllocator, merge.ReadOptions{Keep: keep})
+	f, err := merge.ReadFileWith(ctx, key, source.Classify(key), r, memory.DefaultAllocator, ro)
 	if err != nil {
 		return nil, source.Version{}, err
 	}

@@ -219,6 +219,13 @@ func (r *run) steps(ctx context.Context) error {
 	if err := r.planBatch(ctx); err != nil {
 		return err
 	}
+	if r.o.DryRun || r.plan.Empty() {
+		// Nothing is written, so nothing reads the files again: check the
+		// columns their first read did not decode, as writing would.
+		if err := r.plan.Check(ctx, nil); err != nil {
+			return err
+		}
+	}
 	switch {
 	case r.o.DryRun:
 		return nil
@@ -360,9 +367,11 @@ func (r *run) nothingNew(ctx context.Context) error {
 
 // read reads and checks every file of the batch before anything is
 // written: a file with bad input fails the run or, with --on-bad-file
-// quarantine, is set aside. Each file is read and checked whole, then only
-// its key and order columns are kept unless it fits the source cache: the
-// winners' rows are read again when they are written.
+// quarantine, is set aside. A file that fits the source cache is read and
+// checked whole and kept; of the others only the key and order columns are
+// read (all of them with --on-bad-file quarantine, dropped as read): the
+// winners' rows are read, and the other columns checked, when they are
+// written, before the commit.
 func (r *run) read(ctx context.Context) error {
 	r.log.Info("reading new files", "files", len(r.todo), "left", len(r.left))
 	r.bad = newBadFiles(r.o, r.todo, r.d.Now(), r.log)

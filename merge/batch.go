@@ -50,8 +50,9 @@ type Batch struct {
 	// values live in one slab: few objects for the garbage collector.
 	index    map[string]int32
 	ws       []winner
-	orders   []value // len(orderIdx) values per winner, at winner.order
-	exOrders []value // the same for the greatest live table row, at winner.exOrder
+	skeys    []string // the key's encoding of each winner, without intKey
+	orders   valueSlab // len(orderIdx) values per winner, at winner.order
+	exOrders valueSlab // the same for the greatest live table row, at winner.exOrder
 	paths    []string
 	pathIdx  map[string]int32
 	extra    map[int32][]location // table rows of a key beyond the first
@@ -79,9 +80,10 @@ type Batch struct {
 	part, parts uint64
 }
 
+// winner holds no pointers (a string key is in Batch.skeys): a large
+// slice of them is neither zeroed up front nor scanned by the collector.
 type winner struct {
-	key            string // the key's encoding; "" with an int key, see ikey
-	ikey           int64
+	ikey           int64 // an int key (Batch.intKey)
 	file, rec, row int32
 	op             Op
 	// anchored: the winner is, or follows, a change of the key whose order
@@ -160,6 +162,7 @@ func NewBatch(schema *arrow.Schema, o Options) (*Batch, error) {
 		b.orderIdx = append(b.orderIdx, i)
 	}
 	b.scratch = make([]value, len(b.orderIdx))
+	b.orders.width, b.exOrders.width = len(b.orderIdx), len(b.orderIdx)
 	if len(b.keyIdx) == 1 {
 		switch schema.Field(b.keyIdx[0]).Type.ID() {
 		case arrow.INT32, arrow.INT64:
@@ -167,6 +170,21 @@ func NewBatch(schema *arrow.Schema, o Options) (*Batch, error) {
 		}
 	}
 	return b, nil
+}
+
+// reserve sizes the batch for about n keys.
+func (b *Batch) reserve(n int) {
+	if n <= len(b.ws) {
+		return
+	}
+	if b.intKey {
+		b.intIndex = make(map[int64]int32, n)
+	} else {
+		b.index = make(map[string]int32, n)
+	}
+	// Pointer-free: pages are touched only as entries are added. (Order
+	// values hold strings: their slab grows as it fills.)
+	b.ws = make([]winner, 0, n)
 }
 
 func columnNames(sc *arrow.Schema) string {
@@ -285,8 +303,7 @@ func (b *Batch) apply(wi int32, isNew bool, order []value, fi, ri, i int32, op O
 	w := &b.ws[wi]
 	switch {
 	case isNew:
-		w.order = int32(len(b.orders))
-		b.orders = append(b.orders, order...)
+		w.order = b.orders.add(order)
 		own(b.orderOf(wi))
 		w.anchored = null
 	case null:
@@ -371,7 +388,8 @@ func (b *Batch) winnerOf(keys []arrow.Array, i int) (wi int32, isNew bool, nullC
 	k := string(buf)
 	wi = int32(len(b.ws))
 	b.index[k] = wi
-	b.ws = append(b.ws, winner{key: k, exOrder: -1})
+	b.ws = append(b.ws, winner{exOrder: -1})
+	b.skeys = append(b.skeys, k)
 	return wi, true, -1, nil
 }
 
@@ -390,7 +408,7 @@ func intKeyAt(arr arrow.Array, i int) (int64, bool) {
 // keyString is winner i's key in the encoding tombstones use.
 func (b *Batch) keyString(i int32) string {
 	if !b.intKey {
-		return b.ws[i].key
+		return b.skeys[i]
 	}
 	return string(binary.BigEndian.AppendUint64([]byte{'i'}, uint64(b.ws[i].ikey)))
 }
@@ -418,15 +436,13 @@ func (b *Batch) columnsOf(f *File) (keyIdx, orderIdx []int, err error) {
 
 // orderOf is the order value of winner i, in the slab.
 func (b *Batch) orderOf(i int32) []value {
-	o := b.ws[i].order
-	return b.orders[o : o+int32(len(b.orderIdx)) : o+int32(len(b.orderIdx))]
+	return b.orders.at(b.ws[i].order)
 }
 
 // exOrderOf is the greatest order value of winner i's live table rows (of
 // those with one, when exOrder >= 0).
 func (b *Batch) exOrderOf(i int32) []value {
-	o := b.ws[i].exOrder
-	return b.exOrders[o : o+int32(len(b.orderIdx)) : o+int32(len(b.orderIdx))]
+	return b.exOrders.at(b.ws[i].exOrder)
 }
 
 // eachLocation calls fn for every live table row of winner i.
@@ -559,8 +575,7 @@ func (b *Batch) MatchExisting(path string, keys, orders []arrow.Array, firstPos 
 			// Written by a change ordered by source order: any later
 			// change replaces it.
 		case w.exOrder < 0:
-			w.exOrder = int32(len(b.exOrders))
-			b.exOrders = append(b.exOrders, order...)
+			w.exOrder = b.exOrders.add(order)
 			own(b.exOrderOf(wi))
 		case compareValues(order, b.exOrderOf(wi)) > 0:
 			own(b.exOrderOf(wi)[:copy(b.exOrderOf(wi), order)])
@@ -595,7 +610,8 @@ func (b *Batch) ResetExisting() {
 	for i := range b.ws {
 		b.ws[i].exOrder, b.ws[i].nEx = -1, 0
 	}
-	b.exOrders, b.extra = b.exOrders[:0], nil
+	b.exOrders.reset()
+	b.extra = nil
 	b.buildFilter()
 }
 
@@ -609,12 +625,14 @@ func (b *Batch) buildFilter() {
 		n *= 2
 	}
 	b.filter = make([]uint64, n/64)
-	for k := range b.index {
-		h := maphash.String(filterSeed, k) & uint64(n-1)
-		b.filter[h/64] |= 1 << (h % 64)
-	}
-	for v := range b.intIndex {
-		h := intHash(v) & uint64(n-1)
+	for i := range b.ws { // not the index, whose capacity may be far larger
+		var h uint64
+		if b.intKey {
+			h = intHash(b.ws[i].ikey)
+		} else {
+			h = maphash.String(filterSeed, b.skeys[i])
+		}
+		h &= uint64(n - 1)
 		b.filter[h/64] |= 1 << (h % 64)
 	}
 }
@@ -866,11 +884,24 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 				}
 			}
 		}
+		var todo []int
 		for fi, f := range p.files {
-			if !winners(fi) {
-				continue // no winner in this file: do not read it again
+			if winners(fi) || f.unchecked { // otherwise: do not read it again
+				todo = append(todo, fi)
 			}
-			if !f.shed && f.full == nil {
+		}
+		ahead := newRereads(ctx, p, mem)
+		defer ahead.stop()
+		for j, fi := range todo {
+			// The next files to read again are read (and decoded) while
+			// this one's rows are written.
+			for _, next := range todo[j:min(j+rereadAhead, len(todo))] {
+				if p.rereads(next) {
+					ahead.start(next)
+				}
+			}
+			f := p.files[fi]
+			if !p.rereads(fi) {
 				ok := p.yieldFile(ctx, mem, fi, 0, f, f.Records, yield)
 				if p.once {
 					// Once written, only its key and order columns stay: a
@@ -883,7 +914,7 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 				}
 				continue
 			}
-			if ok, err := p.reread(ctx, mem, fi, f, yield); err != nil {
+			if ok, err := ahead.drain(fi, yield); err != nil {
 				yield(nil, err)
 				return
 			} else if !ok {
@@ -891,6 +922,38 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 			}
 		}
 	}
+}
+
+// rereads reports whether the rows of file fi are read again to be
+// written: it was shed, or read without all its columns.
+func (p *Plan) rereads(fi int) bool {
+	f := p.files[fi]
+	return f.shed || f.full != nil
+}
+
+// Check reads again every file the batch read without decoding all its
+// columns (File.Unchecked), checking them, and writes nothing: what a run
+// that commits no rows (or a dry run) does so that bad input fails it as
+// it fails a run that writes. Records does the same as it writes.
+func (p *Plan) Check(ctx context.Context, mem memory.Allocator) error {
+	if mem == nil {
+		mem = memory.DefaultAllocator
+	}
+	drop := func(rec arrow.RecordBatch, err error) bool {
+		if rec != nil {
+			rec.Release()
+		}
+		return true
+	}
+	for fi, f := range p.files {
+		if !f.unchecked {
+			continue
+		}
+		if _, err := p.reread(ctx, mem, fi, f, drop); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // errStopped ends a Reload whose consumer stopped.

@@ -158,6 +158,10 @@ func (pl *Planner) batch(part int) (*Batch, error) {
 	}
 	b.SetReload(pl.reload)
 	b.SetTombstones(pl.tombstones)
+	// A partition holds about its share of the changes' keys, at most:
+	// sized up front, the entries are not copied as they grow.
+	n := Changes(pl.files)
+	b.reserve(n/pl.parts + n/pl.parts/16)
 	for _, f := range pl.files {
 		if err := b.Add(f); err != nil {
 			return nil, err

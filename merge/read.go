@@ -56,6 +56,10 @@ type File struct {
 	recRows []int64 // rows per record, kept by Shed
 	full    *arrow.Schema
 	first   int64 // ReadGroups: the file's row number of the part's first row
+	// unchecked: the columns Project dropped were never decoded
+	// (ReadOptions.Check off); Plan.Records reads the file again, winners
+	// or not, which checks them.
+	unchecked bool
 	// before holds the old keys of updates that change their key, taken
 	// out of Records by SplitBeforeImage; nil when none does.
 	before *beforeImage
@@ -110,6 +114,12 @@ func (f *File) projectFrom(from int, keep func(string) bool) {
 
 // Projected reports whether Project dropped columns of the file.
 func (f *File) Projected() bool { return f.full != nil }
+
+// Unchecked reports whether the file was read without decoding the columns
+// it does not keep (ReadOptions.Check off): bad input there (a damaged
+// page, invalid UTF-8) is found only when the file is read again, which
+// Plan.Records and Plan.Check do before any commit.
+func (f *File) Unchecked() bool { return f.unchecked }
 
 // Shed releases the file's records once it is added to a Batch, keeping its
 // ops and the row count of each record: a Plan reads the file again (the
@@ -180,17 +190,23 @@ type ReadOptions struct {
 	// Keep, when set, is called once the file's footer is read, with the
 	// file's rows' size as the footer gives it (the sum of its column
 	// chunks' uncompressed sizes, an estimate of their decoded size). It
-	// returns which columns to keep (nil: every column). Every column is
-	// still read and checked, a row group at a time, and the others are
-	// dropped before the next row group is read: memory holds one row group
-	// of them, never the whole file. FullSchema still describes the file.
+	// returns which columns to keep (nil: every column). FullSchema still
+	// describes the file.
 	Keep func(estimate int64) func(column string) bool
+	// Check decodes and checks the columns Keep drops too, a row group at
+	// a time, dropping them before the next row group is read: a bad file
+	// is found now, whatever column its damage is in (what
+	// --on-bad-file quarantine needs to set it aside before planning).
+	// Without it those columns are not even decompressed (the pages of a
+	// DMS file's wide text columns are most of its GZIP inflation), and the
+	// file is Unchecked: its second read checks them.
+	Check bool
 }
 
 // ReadFileWith is ReadFile with options.
 func ReadFileWith(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator, ro ReadOptions) (*File, error) {
 	f := &File{Name: name, Kind: kind}
-	if err := readGroups(ctx, f, r, mem, ro.Keep, nil); err != nil {
+	if err := readGroups(ctx, f, r, mem, ro, nil); err != nil {
 		f.Release()
 		return nil, err
 	}
@@ -202,7 +218,7 @@ func ReadFileWith(ctx context.Context, name string, kind Kind, r parquet.ReaderA
 // is released when each returns, so memory holds one row group of the file.
 // An error from each ends the read and is returned as it is.
 func ReadGroups(ctx context.Context, name string, kind Kind, r parquet.ReaderAtSeeker, mem memory.Allocator, each func(part *File) error) error {
-	return readGroups(ctx, &File{Name: name, Kind: kind}, r, mem, nil, each)
+	return readGroups(ctx, &File{Name: name, Kind: kind}, r, mem, ReadOptions{}, each)
 }
 
 // errEach carries an error of ReadGroups' each through readGroups, so it is
@@ -213,7 +229,7 @@ func (e errEach) Error() string { return e.err.Error() }
 
 // readGroups reads the file into f a row group at a time; with each, every
 // row group goes into a part of its own handed to each instead.
-func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memory.Allocator, keep func(int64) func(string) bool, each func(*File) error) (err error) {
+func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memory.Allocator, ro ReadOptions, each func(*File) error) (err error) {
 	if mem == nil {
 		mem = memory.DefaultAllocator
 	}
@@ -244,7 +260,14 @@ func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memo
 	if err := chunksWithin(pf.MetaData(), size); err != nil {
 		return corrupt(err)
 	}
-	fr, err := pqarrow.NewFileReader(pf, pqarrow.ArrowReadProperties{Parallel: false, BatchSize: readBatchRows}, mem)
+	props := pqarrow.ArrowReadProperties{Parallel: false, BatchSize: readBatchRows}
+	if psc := pf.MetaData().Schema; psc.NumColumns() > 0 && strings.EqualFold(psc.Column(0).Name(), OpColumn) &&
+		psc.Column(0).PhysicalType() == parquet.Types.ByteArray && psc.Column(0).LogicalType().Equals(schema.StringLogicalType{}) {
+		// What may be DMS's Op column is read as a dictionary: a few
+		// distinct values, parsed once each instead of once a row.
+		props.SetReadDict(0, true)
+	}
+	fr, err := pqarrow.NewFileReader(pf, props, mem)
 	if err != nil {
 		return corrupt(err)
 	}
@@ -265,17 +288,40 @@ func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memo
 	f.Schema = stored
 	f.HasOp = opIdx >= 0
 	var kept func(string) bool
-	if keep != nil {
+	if ro.Keep != nil {
 		est := int64(0)
 		for rg := 0; rg < pf.NumRowGroups(); rg++ {
 			est += pf.MetaData().RowGroup(rg).TotalByteSize()
 		}
-		kept = keep(est)
+		kept = ro.Keep(est)
 	}
 
-	leaves := make([]int, pf.MetaData().Schema.NumColumns())
-	for i := range leaves {
-		leaves[i] = i
+	// The file's columns are flat (StoredSchema refuses nested ones), one
+	// leaf each, Op first when there is one.
+	leaves := make([]int, 0, pf.MetaData().Schema.NumColumns())
+	recSchema := stored // the schema of the records read
+	if kept != nil && !ro.Check && pf.MetaData().Schema.NumColumns() == fileSchema.NumFields() {
+		var fields []arrow.Field
+		if opIdx >= 0 {
+			leaves = append(leaves, opIdx)
+		}
+		for i, fld := range stored.Fields() {
+			if kept(fld.Name) {
+				leaves, fields = append(leaves, i+opIdx+1), append(fields, fld)
+			}
+		}
+		if len(fields) < stored.NumFields() {
+			recSchema = arrow.NewSchema(fields, nil)
+			f.Schema, f.full, f.unchecked = recSchema, stored, true
+			kept = nil // nothing more to drop
+		} else {
+			leaves = leaves[:0]
+		}
+	}
+	if len(leaves) == 0 {
+		for i := range pf.MetaData().Schema.NumColumns() {
+			leaves = append(leaves, i)
+		}
 	}
 	rows := int64(0)
 	for rg := 0; rg < pf.NumRowGroups(); rg++ {
@@ -291,7 +337,7 @@ func readGroups(ctx context.Context, f *File, r parquet.ReaderAtSeeker, mem memo
 			into = &File{Name: name, Kind: f.Kind, Schema: stored, HasOp: f.HasOp, first: rows}
 		}
 		from := len(into.Records)
-		err = into.addTable(mem, tbl, opIdx)
+		err = into.addTable(mem, tbl, opIdx, recSchema)
 		tbl.Release()
 		if err == nil && kept != nil {
 			into.projectFrom(from, kept)
@@ -361,8 +407,9 @@ func chunksWithin(md *metadata.FileMetaData, size int64) error {
 	return nil
 }
 
-// addTable converts one row group to stored records and collects its ops.
-func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error {
+// addTable converts one row group to stored records of schema sc (tbl's
+// columns but Op, in the stored types) and collects its ops.
+func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int, sc *arrow.Schema) error {
 	tr := array.NewTableReader(tbl, readBatchRows)
 	defer tr.Release()
 	for tr.Next() {
@@ -371,6 +418,10 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 		if opIdx < 0 {
 			for range rec.NumRows() {
 				f.Ops = append(f.Ops, Insert)
+			}
+		} else if d, ok := rec.Column(opIdx).(*array.Dictionary); ok {
+			if err := f.addDictOps(d, base, rec.Schema().Field(opIdx).Name); err != nil {
+				return err
 			}
 		} else {
 			col := rec.Column(opIdx)
@@ -388,8 +439,7 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 				f.Ops = append(f.Ops, op)
 			}
 		}
-		full := f.FullSchema()
-		cols := make([]arrow.Array, 0, full.NumFields())
+		cols := make([]arrow.Array, 0, sc.NumFields())
 		release := func() {
 			for _, c := range cols {
 				c.Release()
@@ -399,7 +449,7 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 			if i == opIdx {
 				continue
 			}
-			c, err := convertColumn(mem, rec.Column(i), full.Field(len(cols)).Type)
+			c, err := convertColumn(mem, rec.Column(i), sc.Field(len(cols)).Type)
 			if err != nil {
 				release()
 				return &InputError{File: f.Name, Column: rec.Schema().Field(i).Name, Err: err}
@@ -413,10 +463,37 @@ func (f *File) addTable(mem memory.Allocator, tbl arrow.Table, opIdx int) error 
 			}
 			cols = append(cols, c)
 		}
-		f.Records = append(f.Records, array.NewRecordBatch(full, cols, rec.NumRows()))
+		f.Records = append(f.Records, array.NewRecordBatch(sc, cols, rec.NumRows()))
 		release()
 	}
 	return tr.Err()
+}
+
+// addDictOps collects the ops of a dictionary-encoded Op column, each
+// dictionary value parsed once; base is the file's row number of its
+// first row, less one.
+func (f *File) addDictOps(d *array.Dictionary, base int64, column string) error {
+	dict := d.Dictionary()
+	ops := make([]Op, dict.Len()) // 0: not an op
+	for j := range ops {
+		if s, ok := stringAt(dict, j); ok {
+			ops[j], _ = ParseOp(s)
+		}
+	}
+	for i := 0; i < d.Len(); i++ {
+		if d.IsNull(i) {
+			return &InputError{File: f.Name, Row: base + int64(i) + 1, Column: column,
+				Err: fmt.Errorf("%w: Op is null", ErrUnknownOp), Hint: "DMS writes I, U or D in every row; nothing was committed"}
+		}
+		j := d.GetValueIndex(i)
+		if ops[j] == 0 {
+			s, _ := stringAt(dict, j)
+			return &InputError{File: f.Name, Row: base + int64(i) + 1, Column: column, Value: s,
+				Err: ErrUnknownOp, Hint: "DMS writes I, U or D; fix or remove the file, then rerun; nothing was committed"}
+		}
+		f.Ops = append(f.Ops, ops[j])
+	}
+	return nil
 }
 
 // validUTF8 checks every value of a string column; on failure it returns
