@@ -107,43 +107,57 @@ func badInputs() []badInput {
 
 // Every kind of bad input fails the run with an error naming the object
 // (and row and column where there is one), commits nothing and leaves the
-// bookmark as it was; once the object is gone the run goes on.
+// bookmark as it was; once the object is gone the run goes on. So too
+// without a source cache, where the first read decodes only the key and
+// order columns and the second read, when the winners are written, checks
+// the others.
 func TestBadInputSuite(t *testing.T) {
-	eachBackend(t, func(t *testing.T, e *env) {
-		e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
-		e.run()
-		before, bm := e.table(), e.bookmark()
-		for i, c := range badInputs() {
-			key := fmt.Sprintf("20240814-0027%02d000.parquet", i)
-			e.put(key, c.object(t))
-			_, err := e.merge(e.deps(nil))
-			t.Logf("%s: %v", c.name, err)
-			switch {
-			case err == nil:
-				t.Errorf("%s: the run succeeded", c.name)
-			case !errors.Is(err, c.is):
-				t.Errorf("%s: err = %v, want %v", c.name, err, c.is)
-			case !strings.Contains(err.Error(), key):
-				t.Errorf("%s: the error does not name the object %s: %v", c.name, key, err)
-			}
-			for _, m := range c.mentions {
-				if err != nil && !strings.Contains(err.Error(), m) {
-					t.Errorf("%s: the error does not say %s: %v", c.name, m, err)
+	for _, cache := range []string{"cache", "no-cache"} {
+		t.Run(cache, func(t *testing.T) {
+			eachBackend(t, func(t *testing.T, e *env) {
+				if cache == "no-cache" {
+					e.opts.SourceCache = 0
 				}
-			}
-			if after := e.table(); after.SnapshotID != before.SnapshotID || !reflect.DeepEqual(after.Columns, before.Columns) {
-				t.Errorf("%s: the table changed (snapshot %d → %d)", c.name, before.SnapshotID, after.SnapshotID)
-			}
-			if after := e.bookmark(); !reflect.DeepEqual(after, bm) {
-				t.Errorf("%s: the bookmark moved", c.name)
-			}
-			e.remove(key)
+				testBadInput(t, e)
+			})
+		})
+	}
+}
+
+func testBadInput(t *testing.T, e *env) {
+	e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
+	e.run()
+	before, bm := e.table(), e.bookmark()
+	for i, c := range badInputs() {
+		key := fmt.Sprintf("20240814-0027%02d000.parquet", i)
+		e.put(key, c.object(t))
+		_, err := e.merge(e.deps(nil))
+		t.Logf("%s: %v", c.name, err)
+		switch {
+		case err == nil:
+			t.Errorf("%s: the run succeeded", c.name)
+		case !errors.Is(err, c.is):
+			t.Errorf("%s: err = %v, want %v", c.name, err, c.is)
+		case !strings.Contains(err.Error(), key):
+			t.Errorf("%s: the error does not name the object %s: %v", c.name, key, err)
 		}
-		e.copyFixture("20240814-002642123.parquet", "20240814-002800000.parquet")
-		if res := e.run(); res.Files != 1 || res.Plan.WriteRows == 0 {
-			t.Errorf("after the bad objects are gone: %d files, %d rows written; want the good file applied", res.Files, res.Plan.WriteRows)
+		for _, m := range c.mentions {
+			if err != nil && !strings.Contains(err.Error(), m) {
+				t.Errorf("%s: the error does not say %s: %v", c.name, m, err)
+			}
 		}
-	})
+		if after := e.table(); after.SnapshotID != before.SnapshotID || !reflect.DeepEqual(after.Columns, before.Columns) {
+			t.Errorf("%s: the table changed (snapshot %d → %d)", c.name, before.SnapshotID, after.SnapshotID)
+		}
+		if after := e.bookmark(); !reflect.DeepEqual(after, bm) {
+			t.Errorf("%s: the bookmark moved", c.name)
+		}
+		e.remove(key)
+	}
+	e.copyFixture("20240814-002642123.parquet", "20240814-002800000.parquet")
+	if res := e.run(); res.Files != 1 || res.Plan.WriteRows == 0 {
+		t.Errorf("after the bad objects are gone: %d files, %d rows written; want the good file applied", res.Files, res.Plan.WriteRows)
+	}
 }
 
 // --on-bad-file quarantine: every bad object is skipped, reported and
@@ -153,6 +167,7 @@ func TestBadInputSuite(t *testing.T) {
 func TestQuarantine(t *testing.T) {
 	eachBackend(t, func(t *testing.T, e *env) {
 		e.opts.OnBadFile = OnBadFileQuarantine
+		e.opts.SourceCache = 0 // no file kept whole: each is still checked whole before planning
 		e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
 		e.run()
 		var bad []string
@@ -223,5 +238,47 @@ func TestQuarantineEveryFileOfANewTable(t *testing.T) {
 	}
 	if _, ok := e.bookmark().Quarantined["LOAD00000001.parquet"]; !ok {
 		t.Errorf("the bookmark does not record the file")
+	}
+}
+
+// Without a source cache a file's first read decodes only its key and
+// order columns; its other columns are checked when it is read again,
+// before any commit, also where none of its rows is written: a bad value
+// in a change that loses to a later one, in a run whose plan changes no
+// row (a delete of a key the table does not hold), and in a dry run.
+func TestUncheckedColumnsAreCheckedBeforeAnyCommit(t *testing.T) {
+	e := newEnv(t, "local")
+	e.opts.SourceCache = 0
+	e.copyFixture("LOAD00000001.parquet", "LOAD00000001.parquet")
+	e.run()
+	before, bm := e.table(), e.bookmark()
+	for _, c := range []struct {
+		name   string
+		dryRun bool
+		ops    []string
+		rows   []dmstest.Row
+	}{
+		{name: "a losing change", ops: []string{"U", "U"},
+			rows: []dmstest.Row{{int32(2), "caf\xe9", badTS}, {int32(2), "two b", badTS.Add(time.Second)}}},
+		{name: "a plan that changes nothing", ops: []string{"D"},
+			rows: []dmstest.Row{{int32(999), "caf\xe9", badTS}}},
+		{name: "a dry run", dryRun: true, ops: []string{"U"},
+			rows: []dmstest.Row{{int32(2), "caf\xe9", badTS}}},
+	} {
+		key := "20240814-002700000.parquet"
+		e.put(key, dmsFile(t, nil, c.ops, c.rows...))
+		e.opts.DryRun = c.dryRun
+		_, err := e.merge(e.deps(nil))
+		if !errors.Is(err, merge.ErrInvalidUTF8) || !strings.Contains(err.Error(), key) || !strings.Contains(err.Error(), "row 1") ||
+			!strings.Contains(err.Error(), `"name"`) {
+			t.Errorf("%s: err = %v, want invalid UTF-8 in %s, row 1, column \"name\"", c.name, err, key)
+		}
+		if after := e.table(); after.SnapshotID != before.SnapshotID {
+			t.Errorf("%s: the table changed (snapshot %d → %d)", c.name, before.SnapshotID, after.SnapshotID)
+		}
+		if after := e.bookmark(); !reflect.DeepEqual(after, bm) {
+			t.Errorf("%s: the bookmark moved", c.name)
+		}
+		e.remove(key)
 	}
 }

@@ -222,7 +222,7 @@ func (r *run) steps(ctx context.Context) error {
 	if r.o.DryRun || r.plan.Empty() {
 		// Nothing is written, so nothing reads the files again: check the
 		// columns their first read did not decode, as writing would.
-		if err := r.plan.Check(ctx, nil); err != nil {
+		if err := r.plan.Check(ctx); err != nil {
 			return err
 		}
 	}
@@ -449,8 +449,15 @@ func (r *run) evolve(ctx context.Context) error {
 			r.log.Info("schema changes", "changes", fmt.Sprint(changes))
 			if r.o.DryRun {
 				r.stored = evolved
-			} else if r.tbl, r.stored, err = evolveTable(ctx, r.d.Catalog, r.tbl, changes); err != nil {
-				return err
+			} else {
+				// The columns a first read left undecoded are checked before
+				// the table's schema changes: a bad file changes nothing.
+				if err := merge.CheckFiles(ctx, r.files, r.rereader(evolved)); err != nil {
+					return err
+				}
+				if r.tbl, r.stored, err = evolveTable(ctx, r.d.Catalog, r.tbl, changes); err != nil {
+					return err
+				}
 			}
 		}
 	} else {
@@ -478,9 +485,7 @@ func (r *run) planBatch(ctx context.Context) error {
 		// read again when the winners are written, so memory holds one
 		// file's rows at a time, not the batch's; each read pinned to the
 		// version the first read saw.
-		Reload: func(ctx context.Context, name string, each func(*merge.File) error) error {
-			return rereadFile(ctx, r.d.Source, name, r.pins, r.mergeOptions(), r.stored, each)
-		},
+		Reload: r.rereader(r.stored),
 	}
 	if r.o.TombstoneTTL > 0 {
 		po.Tombstones = r.st.DecodedTombstones()
@@ -506,6 +511,14 @@ func (r *run) planBatch(ctx context.Context) error {
 	r.plan, r.res.Plan = plan, plan
 	r.phase = time.Now()
 	return nil
+}
+
+// rereader reads a file of the batch again, aligned to table, pinned to
+// the version its first read saw.
+func (r *run) rereader(table *arrow.Schema) merge.Reload {
+	return func(ctx context.Context, name string, each func(*merge.File) error) error {
+		return rereadFile(ctx, r.d.Source, name, r.pins, r.mergeOptions(), table, each)
+	}
 }
 
 // replan plans the batch against the table as the run last loaded it; a

@@ -50,7 +50,7 @@ type Batch struct {
 	// values live in one slab: few objects for the garbage collector.
 	index    map[string]int32
 	ws       []winner
-	skeys    []string // the key's encoding of each winner, without intKey
+	skeys    []string  // the key's encoding of each winner, without intKey
 	orders   valueSlab // len(orderIdx) values per winner, at winner.order
 	exOrders valueSlab // the same for the greatest live table row, at winner.exOrder
 	paths    []string
@@ -931,25 +931,23 @@ func (p *Plan) rereads(fi int) bool {
 	return f.shed || f.full != nil
 }
 
-// Check reads again every file the batch read without decoding all its
-// columns (File.Unchecked), checking them, and writes nothing: what a run
-// that commits no rows (or a dry run) does so that bad input fails it as
-// it fails a run that writes. Records does the same as it writes.
-func (p *Plan) Check(ctx context.Context, mem memory.Allocator) error {
-	if mem == nil {
-		mem = memory.DefaultAllocator
-	}
-	drop := func(rec arrow.RecordBatch, err error) bool {
-		if rec != nil {
-			rec.Release()
-		}
-		return true
-	}
-	for fi, f := range p.files {
+// Check reads again every file of the plan read without all its columns
+// (File.Unchecked), checking them, and writes nothing: what a run that
+// commits no rows (or a dry run) does so that bad input fails it as it
+// fails a run that writes. Records does the same as it writes.
+func (p *Plan) Check(ctx context.Context) error {
+	return CheckFiles(ctx, p.files, p.reload)
+}
+
+// CheckFiles reads again, through reload, every file of files read
+// without all its columns (File.Unchecked), checking them; it keeps
+// nothing. A file that changed since its first read fails it.
+func CheckFiles(ctx context.Context, files []*File, reload Reload) error {
+	for _, f := range files {
 		if !f.unchecked {
 			continue
 		}
-		if _, err := p.reread(ctx, mem, fi, f, drop); err != nil {
+		if err := readAgain(ctx, reload, f, func(int, *File) error { return nil }); err != nil {
 			return err
 		}
 	}
@@ -960,39 +958,52 @@ func (p *Plan) Check(ctx context.Context, mem memory.Allocator) error {
 var errStopped = errors.New("merge: the consumer stopped")
 
 // reread reads a shed or projected file again and yields its winners, a
-// part at a time; false: the consumer stopped. A part that does not
-// match what the first read saw (its rows per record, its ops) fails the
-// run: the object changed in between.
+// part at a time; false: the consumer stopped.
 func (p *Plan) reread(ctx context.Context, mem memory.Allocator, fi int, f *File, yield func(arrow.RecordBatch, error) bool) (bool, error) {
-	if p.reload == nil {
-		return false, fmt.Errorf("merge: %s was shed or projected and the batch has no Reload", f.Name)
+	err := readAgain(ctx, p.reload, f, func(first int, part *File) error {
+		if !p.yieldFile(ctx, mem, fi, first, f, part.Records, yield) {
+			return errStopped
+		}
+		return nil
+	})
+	if errors.Is(err, errStopped) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// readAgain reads f again through reload and hands each part to each,
+// with the index in f of the part's first record. A part that does not
+// match what the first read saw (its rows per record, its ops) fails the
+// read: the object changed in between.
+func readAgain(ctx context.Context, reload Reload, f *File, each func(first int, part *File) error) error {
+	if reload == nil {
+		return fmt.Errorf("merge: %s was shed or projected and the batch has no Reload", f.Name)
 	}
 	changed := &InputError{File: f.Name, Err: errors.New("the object changed during the run"),
 		Hint: "DMS does not rewrite its files; if another process does, stop it; nothing was committed, rerun"}
 	rows := f.recordRows()
 	ri, row := 0, 0
-	err := p.reload(ctx, f.Name, func(part *File) error {
+	err := reload(ctx, f.Name, func(part *File) error {
 		got := part.recordRows()
 		n := len(part.Ops)
 		if ri+len(got) > len(rows) || !slices.Equal(got, rows[ri:ri+len(got)]) ||
 			row+n > len(f.Ops) || !slices.Equal(part.Ops, f.Ops[row:row+n]) {
 			return changed
 		}
-		if !p.yieldFile(ctx, mem, fi, ri, f, part.Records, yield) {
-			return errStopped
+		if err := each(ri, part); err != nil {
+			return err
 		}
 		ri, row = ri+len(got), row+n
 		return nil
 	})
 	switch {
-	case errors.Is(err, errStopped):
-		return false, nil
 	case err != nil:
-		return false, err
+		return err
 	case ri != len(rows) || row != len(f.Ops):
-		return false, changed
+		return changed
 	}
-	return true, nil
+	return nil
 }
 
 // yieldFile yields the rows to write of one file; false: the consumer
