@@ -674,7 +674,15 @@ func (t *TombstoneSet) UnmarshalJSON(b []byte) error {
 		return bad
 	}
 	raw = raw[w:]
-	out := make(TombstoneSet, count)
+	// The keys are copied into one string and the order values alias raw:
+	// two allocations for all of them, not one a key.
+	type entry struct {
+		k0, k1 int
+		order  []byte
+		at     int64
+	}
+	entries := make([]entry, 0, count)
+	keys := make([]byte, 0, len(raw))
 	for range count {
 		k, ok1 := next()
 		o, ok2 := next()
@@ -683,8 +691,13 @@ func (t *TombstoneSet) UnmarshalJSON(b []byte) error {
 			return bad
 		}
 		raw = raw[w:]
-		// The order values alias raw, one allocation for all of them.
-		out[string(k)] = Tombstone{Order: o[:len(o):len(o)], At: time.Unix(0, at).UTC()}
+		entries = append(entries, entry{len(keys), len(keys) + len(k), o[:len(o):len(o)], at})
+		keys = append(keys, k...)
+	}
+	all := string(keys)
+	out := make(TombstoneSet, count)
+	for _, e := range entries {
+		out[all[e.k0:e.k1]] = Tombstone{Order: e.order, At: time.Unix(0, e.at).UTC()}
 	}
 	*t = out
 	return nil

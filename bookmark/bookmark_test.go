@@ -403,3 +403,24 @@ func TestTombstoneSetJSON(t *testing.T) {
 		t.Errorf("escaped slashes: %v, equal %v", err, reflect.DeepEqual(back, set))
 	}
 }
+
+// BenchmarkTombstoneSetUnmarshal decodes the tombstones a no-op run loads
+// after a batch of 1M changes (about 100k deletes).
+func BenchmarkTombstoneSetUnmarshal(b *testing.B) {
+	at := time.Date(2024, 8, 14, 0, 26, 42, 0, time.UTC)
+	set := bookmark.TombstoneSet{}
+	for i := range 100_000 {
+		set[fmt.Sprintf("i%08d", i)] = bookmark.Tombstone{Order: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, At: at}
+	}
+	raw, err := json.Marshal(set)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		var back bookmark.TombstoneSet
+		if err := json.Unmarshal(raw, &back); err != nil || len(back) != len(set) {
+			b.Fatalf("%v, %d tombstones", err, len(back))
+		}
+	}
+}
