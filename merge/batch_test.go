@@ -11,6 +11,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,9 +68,13 @@ func encode(t testing.TB, cs ...chg) []byte {
 // reloadOf reads the files again as a run does, a row group at a time,
 // counting the reads.
 func reloadOf(t testing.TB, reads *int, content func(name string) []byte) merge.Reload {
+	var mu sync.Mutex // Records reads files again on goroutines of their own
 	return func(ctx context.Context, name string, each func(*merge.File) error) error {
+		mu.Lock()
 		*reads++
-		return merge.ReadGroups(ctx, name, source.Classify(name), bytes.NewReader(content(name)), memory.DefaultAllocator, each)
+		b := content(name)
+		mu.Unlock()
+		return merge.ReadGroups(ctx, name, source.Classify(name), bytes.NewReader(b), memory.DefaultAllocator, each)
 	}
 }
 
@@ -367,6 +372,15 @@ func TestOpColumn(t *testing.T) {
 			}
 		}
 	})
+	t.Run("an unknown Op in a later row group names its row in the file", func(t *testing.T) {
+		// Two rows a row group: row 5 is in the third; Op is read as a
+		// dictionary, its values parsed once a row group.
+		_, err := merge.ReadFile(context.Background(), "20240814-000001000.parquet", merge.CDC,
+			bytes.NewReader(encode(t, chg{"I", 1, "a", 1}, chg{"U", 1, "b", 2}, chg{"U", 1, "c", 3}, chg{"D", 1, "c", 3}, chg{"Q", 2, "b", 1})), nil)
+		if !errors.Is(err, merge.ErrUnknownOp) || !strings.Contains(err.Error(), "row 5") || !strings.Contains(err.Error(), `"Q"`) {
+			t.Errorf("err = %v, want an unknown Op at row 5, \"Q\"", err)
+		}
+	})
 	t.Run("a file without Op holds inserts", func(t *testing.T) {
 		var buf bytes.Buffer
 		if err := dmstest.Write(&buf, cols, nil, []dmstest.Row{{int32(1), "a", at(0)}}, dmstest.Options{}); err != nil {
@@ -516,4 +530,77 @@ func TestRecordsOnceFreesWholeFiles(t *testing.T) {
 	if again := rows(p.RecordsOnce(context.Background(), nil)); !reflect.DeepEqual(again, first) || reads != 1 {
 		t.Errorf("second write: rows %v after %d reads; want %v after reading the file with winners", again, reads, first)
 	}
+}
+
+// Records reads the next files again while one is written: the rows still
+// come out in source order, an error of a later file comes after the rows
+// of the files before it, and a consumer that stops early leaves nothing
+// allocated and no read running.
+func TestRecordsReadAheadInSourceOrder(t *testing.T) {
+	names := []string{"20240814-000001000.parquet", "20240814-000002000.parquet", "20240814-000003000.parquet", "20240814-000004000.parquet"}
+	files := map[string][]byte{}
+	for i, name := range names {
+		var cs []chg
+		for k := range 5 {
+			cs = append(cs, chg{"U", int32(i*10 + k), fmt.Sprintf("f%d-%d", i, k), 1})
+		}
+		files[name] = encode(t, cs...)
+	}
+	mem := memory.NewCheckedAllocator(memory.DefaultAllocator)
+	plan := func(failOn string) *merge.Plan {
+		var b *merge.Batch
+		for _, name := range names {
+			f := read(t, name, files[name])
+			if b == nil {
+				var err error
+				if b, err = merge.NewBatch(f.Schema, merge.Options{Keys: []string{"id"}, OrderBy: byUpdatedAt}); err != nil {
+					t.Fatal(err)
+				}
+				b.SetReload(func(ctx context.Context, name string, each func(*merge.File) error) error {
+					if name == failOn {
+						return fmt.Errorf("reading %s: injected", name)
+					}
+					return merge.ReadGroups(ctx, name, source.Classify(name), bytes.NewReader(files[name]), mem, each)
+				})
+			}
+			if err := b.Add(f); err != nil {
+				t.Fatal(err)
+			}
+			f.Shed()
+		}
+		return b.Plan()
+	}
+	collect := func(p *merge.Plan, stopAfter int) ([]string, error) {
+		var out []string
+		for rec, err := range p.Records(context.Background(), mem) {
+			if err != nil {
+				return out, err
+			}
+			for i := 0; i < int(rec.NumRows()); i++ {
+				out = append(out, rec.Column(1).ValueStr(i))
+			}
+			rec.Release()
+			if stopAfter > 0 && len(out) >= stopAfter {
+				break
+			}
+		}
+		return out, nil
+	}
+	var want []string
+	for i := range names {
+		for k := range 5 {
+			want = append(want, fmt.Sprintf("f%d-%d", i, k))
+		}
+	}
+	if got, err := collect(plan(""), 0); err != nil || !slices.Equal(got, want) {
+		t.Errorf("rows %v, %v\nwant %v", got, err, want)
+	}
+	got, err := collect(plan(names[2]), 0)
+	if err == nil || !strings.Contains(err.Error(), "injected") || !slices.Equal(got, want[:10]) {
+		t.Errorf("a failing third file: rows %v, err %v; want the first two files' rows, then its error", got, err)
+	}
+	if got, err := collect(plan(""), 2); err != nil || len(got) != 2 {
+		t.Errorf("stopped early: rows %v, %v", got, err)
+	}
+	mem.AssertSize(t, 0)
 }

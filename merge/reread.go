@@ -71,7 +71,8 @@ func (r *rereads) start(fi int) {
 func (r *rereads) drain(fi int, yield func(arrow.RecordBatch, error) bool) (bool, error) {
 	r.start(fi)
 	q := r.queues[fi]
-	delete(r.queues, fi)
+	// Until the file is drained its queue stays listed: if the consumer
+	// stops, stop frees what is left in it.
 	for part := range q {
 		if part.err != nil {
 			return false, part.err
@@ -80,6 +81,7 @@ func (r *rereads) drain(fi int, yield func(arrow.RecordBatch, error) bool) (bool
 			return false, nil
 		}
 	}
+	delete(r.queues, fi)
 	// A read cut short by the context (the run's: stop has not run yet)
 	// may have dropped its last part: never take it for a whole file.
 	if err := r.ctx.Err(); err != nil {
