@@ -46,8 +46,8 @@ type Batch struct {
 	intKey   bool
 	intIndex map[int64]int32
 	// The winner of each key: index maps the key's encoding to its entry
-	// in ws. The entries hold no pointers but the key, and their order
-	// values live in one slab: few objects for the garbage collector.
+	// in ws. The entries hold no pointers, and their order values live in
+	// a slab of a few large chunks: few objects for the garbage collector.
 	index    map[string]int32
 	ws       []winner
 	skeys    []string  // the key's encoding of each winner, without intKey
@@ -80,8 +80,9 @@ type Batch struct {
 	part, parts uint64
 }
 
-// winner holds no pointers (a string key is in Batch.skeys): a large
-// slice of them is neither zeroed up front nor scanned by the collector.
+// winner holds no pointers (a string key is in Batch.skeys): the
+// collector does not scan a slice of them, nor does growing one copy it
+// under write barriers.
 type winner struct {
 	ikey           int64 // an int key (Batch.intKey)
 	file, rec, row int32
@@ -182,8 +183,8 @@ func (b *Batch) reserve(n int) {
 	} else {
 		b.index = make(map[string]int32, n)
 	}
-	// Pointer-free: pages are touched only as entries are added. (Order
-	// values hold strings: their slab grows as it fills.)
+	// Sized once: appending would copy the entries as they grow, and hold
+	// two copies meanwhile. (Order values: the slab grows without copying.)
 	b.ws = make([]winner, 0, n)
 }
 
@@ -932,7 +933,7 @@ func (p *Plan) rereads(fi int) bool {
 }
 
 // Check reads again every file of the plan read without all its columns
-// (File.Unchecked), checking them, and writes nothing: what a run that
+// (ReadOptions.Check off), checking them, and writes nothing: what a run that
 // commits no rows (or a dry run) does so that bad input fails it as it
 // fails a run that writes. Records does the same as it writes.
 func (p *Plan) Check(ctx context.Context) error {
@@ -940,7 +941,7 @@ func (p *Plan) Check(ctx context.Context) error {
 }
 
 // CheckFiles reads again, through reload, every file of files read
-// without all its columns (File.Unchecked), checking them; it keeps
+// without all its columns (ReadOptions.Check off), checking them; it keeps
 // nothing. A file that changed since its first read fails it.
 func CheckFiles(ctx context.Context, files []*File, reload Reload) error {
 	for _, f := range files {

@@ -172,6 +172,21 @@ func (st *ddState) run(t *testing.T, d *datadriven.TestData) string {
 	if pp, _, err := parts.Plan(context.Background(), live); err != nil || st.effect(t, pp) != st.effect(t, p) {
 		d.Fatalf(t, "planned in %d partitions: %v\n%s\nwant\n%s", parts.Partitions(), err, st.effect(t, pp), st.effect(t, p))
 	}
+	// Each partition built as three batches at once, matched in one scan.
+	var again []*File
+	for _, f := range files {
+		rf, err := ddRead(t, d, f, o, bi)
+		if err != nil {
+			d.Fatalf(t, "%s: read again: %v", f.name, err)
+		}
+		again = append(again, rf)
+	}
+	for _, po := range []PlannerOptions{{Tombstones: st.tombs, Split: 3}, {Tombstones: st.tombs, Split: 2, PartitionRows: 1}} {
+		split := NewPlanner(ddSchema, o, again, po)
+		if sp, _, err := split.Plan(context.Background(), live); err != nil || st.effect(t, sp) != st.effect(t, p) {
+			d.Fatalf(t, "planned as %d batches a partition, %d partitions: %v\n%s\nwant\n%s", po.Split, split.Partitions(), err, st.effect(t, sp), st.effect(t, p))
+		}
+	}
 	st.apply(t, p)
 	return out + st.render()
 }

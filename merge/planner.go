@@ -2,8 +2,11 @@ package merge
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -58,6 +61,7 @@ type Planner struct {
 	reload     Reload
 	tombstones Tombstones
 	parts      int
+	split      int // batches per partition (PlannerOptions.Split)
 	progress   func(done, total int)
 }
 
@@ -74,7 +78,17 @@ type PlannerOptions struct {
 	Tombstones Tombstones
 	// Progress hears each partition planned (nil: nobody).
 	Progress func(done, total int)
+	// Split is how many batches each partition is built as, at once on as
+	// many goroutines, each taking a share of the partition's keys from
+	// every file; one scan of the table matches them all (0: two on a
+	// machine of two cores or more for a partition of splitMin changes or
+	// more, else one). Deduping is otherwise the one step of a run on one
+	// core alone.
+	Split int
 }
+
+// splitMin is the fewest changes a partition is split for by default.
+const splitMin = 100_000
 
 // PlanStats says where planning spent its time and what it read.
 type PlanStats struct {
@@ -85,10 +99,18 @@ type PlanStats struct {
 
 // NewPlanner plans files, aligned to schema and in source order.
 func NewPlanner(schema *arrow.Schema, o Options, files []*File, po PlannerOptions) *Planner {
-	return &Planner{
+	changes := Changes(files)
+	pl := &Planner{
 		schema: schema, opts: o, files: files, reload: po.Reload, tombstones: po.Tombstones,
-		parts: partitions(Changes(files), po.PartitionRows), progress: po.Progress,
+		parts: partitions(changes, po.PartitionRows), progress: po.Progress, split: po.Split,
 	}
+	if pl.split <= 0 {
+		pl.split = 1
+		if runtime.GOMAXPROCS(0) > 1 && changes/pl.parts >= splitMin {
+			pl.split = 2
+		}
+	}
+	return pl
 }
 
 // Partitions is how many key-hash partitions the run is planned in.
@@ -124,13 +146,13 @@ func (pl *Planner) Plan(ctx context.Context, live LiveRows) (*Plan, PlanStats, e
 		// The batch (about 150 bytes per key) is dropped once planned:
 		// writing needs only the plan, and a re-plan after a conflict
 		// builds it again from the files' key and order columns.
-		b, err := pl.batch(part)
+		bs, err := pl.batches(part)
 		if err != nil {
 			return nil, st, err
 		}
 		located := time.Now()
 		st.Dedupe += located.Sub(start)
-		p, err := planAgainst(ctx, b, live, &st.Scan)
+		p, err := planAgainstAll(ctx, bs, live, &st.Scan)
 		if err != nil {
 			return nil, st, err
 		}
@@ -149,11 +171,46 @@ func (pl *Planner) Plan(ctx context.Context, live LiveRows) (*Plan, PlanStats, e
 
 // batch dedupes the files' changes of one partition.
 func (pl *Planner) batch(part int) (*Batch, error) {
+	return pl.batchOf(part, pl.parts)
+}
+
+// batches dedupes the files' changes of one partition as pl.split
+// batches, built at once: batch j takes the keys of partition
+// part+j*parts of parts*split, which together are partition part of parts
+// ((h>>32) mod parts*split is part+j*parts exactly when (h>>32) mod parts
+// is part). Their errors are the same (every check comes before a key's
+// partition is looked at): the first is returned.
+func (pl *Planner) batches(part int) ([]*Batch, error) {
+	if pl.split <= 1 {
+		b, err := pl.batch(part)
+		return []*Batch{b}, err
+	}
+	bs := make([]*Batch, pl.split)
+	errs := make([]error, pl.split)
+	var wg sync.WaitGroup
+	for j := range pl.split {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			bs[j], errs[j] = pl.batchOf(part+j*pl.parts, pl.parts*pl.split)
+		}()
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return nil, err
+		}
+	}
+	return bs, nil
+}
+
+// batchOf dedupes the files' changes of partition part of parts.
+func (pl *Planner) batchOf(part, parts int) (*Batch, error) {
 	b, err := NewBatch(pl.schema, pl.opts)
 	if err != nil {
 		return nil, err
 	}
-	if err := b.SetPartition(part, pl.parts); err != nil {
+	if err := b.SetPartition(part, parts); err != nil {
 		return nil, err
 	}
 	b.SetReload(pl.reload)
@@ -161,7 +218,7 @@ func (pl *Planner) batch(part int) (*Batch, error) {
 	// A partition holds about its share of the changes' keys, at most:
 	// sized up front, the entries are not copied as they grow.
 	n := Changes(pl.files)
-	b.reserve(n/pl.parts + n/pl.parts/16)
+	b.reserve(n/parts + n/parts/16)
 	for _, f := range pl.files {
 		if err := b.Add(f); err != nil {
 			return nil, err
@@ -173,25 +230,56 @@ func (pl *Planner) batch(part int) (*Batch, error) {
 // planAgainst matches the batch with the live rows of the table and plans
 // it. Its scan's figures add to scan.
 func planAgainst(ctx context.Context, batch *Batch, live LiveRows, scan *ScanStats) (*Plan, error) {
-	batch.ResetExisting()
+	return planAgainstAll(ctx, []*Batch{batch}, live, scan)
+}
+
+// planAgainstAll is planAgainst for the batches of one partition
+// (Planner.batches), matched in one scan of the table and their plans
+// joined. Each batch saw every file's keys, so their key ranges are the
+// same.
+func planAgainstAll(ctx context.Context, batches []*Batch, live LiveRows, scan *ScanStats) (*Plan, error) {
+	for _, b := range batches {
+		b.ResetExisting()
+	}
 	if live != nil {
-		keys, order := batch.KeyColumns(), batch.OrderColumns()
+		first := batches[0]
+		keys, order := first.KeyColumns(), first.OrderColumns()
 		cols := append(slices.Clone(keys), order...)
 		nk := len(keys)
 		var rng *KeyRange
-		if col, lo, hi, ok := batch.KeyRange(); ok {
+		if col, lo, hi, ok := first.KeyRange(); ok {
 			rng = &KeyRange{Column: col, Lo: lo, Hi: hi}
 		}
-		st, err := live.ScanLive(ctx, cols, rng, func(path string, arrs []arrow.Array, first int64, deleted func(int64) bool) error {
+		st, err := live.ScanLive(ctx, cols, rng, func(path string, arrs []arrow.Array, pos int64, deleted func(int64) bool) error {
 			if len(arrs) != len(cols) {
 				return fmt.Errorf("merge: the table's scan returned %d columns, want %d", len(arrs), len(cols))
 			}
-			return batch.MatchExisting(path, arrs[:nk], arrs[nk:], first, deleted)
+			if len(batches) == 1 {
+				return batches[0].MatchExisting(path, arrs[:nk], arrs[nk:], pos, deleted)
+			}
+			// Each batch on its own goroutine: they share only what they read.
+			errs := make([]error, len(batches))
+			var wg sync.WaitGroup
+			for i, b := range batches {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					errs[i] = b.MatchExisting(path, arrs[:nk], arrs[nk:], pos, deleted)
+				}()
+			}
+			wg.Wait()
+			return errors.Join(errs...)
 		})
 		scan.Add(st)
 		if err != nil {
 			return nil, err
 		}
 	}
-	return batch.Plan(), nil
+	p := batches[0].Plan()
+	for _, b := range batches[1:] {
+		if err := p.Absorb(b.Plan()); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
 }

@@ -56,9 +56,10 @@ type File struct {
 	recRows []int64 // rows per record, kept by Shed
 	full    *arrow.Schema
 	first   int64 // ReadGroups: the file's row number of the part's first row
-	// unchecked: the columns Project dropped were never decoded
-	// (ReadOptions.Check off); Plan.Records reads the file again, winners
-	// or not, which checks them.
+	// unchecked: the columns the file does not keep were never decoded
+	// (ReadOptions.Check off): bad input there (a damaged page, invalid
+	// UTF-8) is found when the file is read again, which Plan.Records,
+	// Plan.Check and CheckFiles do, winners or not, before any commit.
 	unchecked bool
 	// before holds the old keys of updates that change their key, taken
 	// out of Records by SplitBeforeImage; nil when none does.
@@ -114,12 +115,6 @@ func (f *File) projectFrom(from int, keep func(string) bool) {
 
 // Projected reports whether Project dropped columns of the file.
 func (f *File) Projected() bool { return f.full != nil }
-
-// Unchecked reports whether the file was read without decoding the columns
-// it does not keep (ReadOptions.Check off): bad input there (a damaged
-// page, invalid UTF-8) is found only when the file is read again, which
-// Plan.Records and Plan.Check do before any commit.
-func (f *File) Unchecked() bool { return f.unchecked }
 
 // Shed releases the file's records once it is added to a Batch, keeping its
 // ops and the row count of each record: a Plan reads the file again (the
@@ -199,7 +194,8 @@ type ReadOptions struct {
 	// --on-bad-file quarantine needs to set it aside before planning).
 	// Without it those columns are not even decompressed (the pages of a
 	// DMS file's wide text columns are most of its GZIP inflation), and the
-	// file is Unchecked: its second read checks them.
+	// file is left unchecked: its second read checks them, before any
+	// commit (Plan.Records, Plan.Check, CheckFiles).
 	Check bool
 }
 
