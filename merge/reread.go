@@ -6,19 +6,31 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"golang.org/x/sync/semaphore"
 )
 
 // rereadAhead is how many files Plan.Records reads again at once: the one
 // being written and the next, so decoding a file (one core) overlaps
-// writing the one before it (the writers' cores). Each holds at most two
-// of its records in memory: one queued, one being filtered.
-const rereadAhead = 2
+// writing the one before it (the writers' cores). Each queues at most
+// rereadQueueBytes of its records (and one record more, however large),
+// so the next file decodes well ahead while memory stays bounded.
+const (
+	rereadAhead      = 2
+	rereadQueueBytes = 16 << 20
+)
 
 // rereadPart is one record of a file read again, or the error that ended
 // its read.
 type rereadPart struct {
-	rec arrow.RecordBatch
-	err error
+	rec   arrow.RecordBatch
+	err   error
+	bytes int64 // what rec holds of its queue's room
+}
+
+// rereadQueue is one file's queue and the room left in it.
+type rereadQueue struct {
+	parts chan rereadPart
+	room  *semaphore.Weighted
 }
 
 // rereads reads files again on goroutines of their own, each into its own
@@ -29,13 +41,13 @@ type rereads struct {
 	cancel context.CancelFunc
 	p      *Plan
 	mem    memory.Allocator
-	queues map[int]chan rereadPart
+	queues map[int]rereadQueue
 	wg     sync.WaitGroup
 }
 
 func newRereads(ctx context.Context, p *Plan, mem memory.Allocator) *rereads {
 	ctx, cancel := context.WithCancel(ctx)
-	return &rereads{ctx: ctx, cancel: cancel, p: p, mem: mem, queues: map[int]chan rereadPart{}}
+	return &rereads{ctx: ctx, cancel: cancel, p: p, mem: mem, queues: map[int]rereadQueue{}}
 }
 
 // start reads file fi again, unless it is being read.
@@ -43,15 +55,23 @@ func (r *rereads) start(fi int) {
 	if _, ok := r.queues[fi]; ok {
 		return
 	}
-	q := make(chan rereadPart, 1)
+	q := rereadQueue{parts: make(chan rereadPart, 256), room: semaphore.NewWeighted(rereadQueueBytes)}
 	r.queues[fi] = q
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
-		defer close(q)
+		defer close(q.parts)
 		send := func(rec arrow.RecordBatch, err error) bool {
+			n := int64(0)
+			if rec != nil {
+				n = min(recordSize(rec), rereadQueueBytes)
+				if r.room(q, n) != nil {
+					rec.Release()
+					return false
+				}
+			}
 			select {
-			case q <- rereadPart{rec, err}:
+			case q.parts <- rereadPart{rec, err, n}:
 				return err == nil
 			case <-r.ctx.Done():
 				if rec != nil {
@@ -73,10 +93,11 @@ func (r *rereads) drain(fi int, yield func(arrow.RecordBatch, error) bool) (bool
 	q := r.queues[fi]
 	// Until the file is drained its queue stays listed: if the consumer
 	// stops, stop frees what is left in it.
-	for part := range q {
+	for part := range q.parts {
 		if part.err != nil {
 			return false, part.err
 		}
+		q.room.Release(part.bytes)
 		if !yield(part.rec, nil) {
 			return false, nil
 		}
@@ -94,7 +115,7 @@ func (r *rereads) drain(fi int, yield func(arrow.RecordBatch, error) bool) (bool
 func (r *rereads) stop() {
 	r.cancel()
 	for fi, q := range r.queues {
-		for part := range q {
+		for part := range q.parts {
 			if part.rec != nil {
 				part.rec.Release()
 			}
@@ -102,4 +123,22 @@ func (r *rereads) stop() {
 		delete(r.queues, fi)
 	}
 	r.wg.Wait()
+}
+
+// room waits for n bytes of room in q, or the end of the reads.
+func (r *rereads) room(q rereadQueue, n int64) error {
+	return q.room.Acquire(r.ctx, n)
+}
+
+// recordSize is the bytes of rec's buffers.
+func recordSize(rec arrow.RecordBatch) int64 {
+	n := int64(0)
+	for _, c := range rec.Columns() {
+		for _, b := range c.Data().Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+	}
+	return n
 }
