@@ -350,14 +350,18 @@ func TestShowPrunesAndStopsEarly(t *testing.T) {
 		t.Errorf("--where user_id=20: %d rows, %d files read, %d pruned; want 1 row from 3 of %d files, 2 pruned", rows.Len(), rows.Scan.Files, rows.Scan.FilesPruned, files)
 	}
 	rows.Release()
+	// The scan reads ahead of its caller (two files queued, a third being
+	// read), so it is one row that must stop it before the last file:
+	// with more rows wanted, the files read depend on the goroutines'
+	// timing.
 	limited := all
-	limited.Limit = 3
+	limited.Limit = 1
 	rows, err = icemerge.Show(ctx, limited, d)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows.Len() != 3 || !rows.More || rows.Scan.Files >= files {
-		t.Errorf("--limit 3: %d rows, more %v, %d of %d files read", rows.Len(), rows.More, rows.Scan.Files, files)
+	if rows.Len() != 1 || !rows.More || rows.Scan.Files >= files {
+		t.Errorf("--limit 1: %d rows, more %v, %d of %d files read", rows.Len(), rows.More, rows.Scan.Files, files)
 	}
 	rows.Release()
 }
