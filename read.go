@@ -74,7 +74,7 @@ func readFiles(ctx context.Context, src Source, objs []source.Object, mo merge.O
 				if err == nil && est > 0 {
 					sz := int64(0)
 					for _, r := range f.Records {
-						sz += recordBytes(r)
+						sz += merge.RecordBytes(r)
 					}
 					// Decoded rows can outgrow the footer's estimate
 					// (dictionary-encoded columns).
@@ -175,19 +175,6 @@ func rereadFile(ctx context.Context, src Source, key string, pins map[string]sou
 		}
 		return each(part)
 	})
-}
-
-// recordBytes is the memory of a record's buffers.
-func recordBytes(r arrow.RecordBatch) int64 {
-	n := int64(0)
-	for _, c := range r.Columns() {
-		for _, b := range c.Data().Buffers() {
-			if b != nil {
-				n += int64(b.Len())
-			}
-		}
-	}
-	return n
 }
 
 // badFiles applies --on-bad-file: with quarantine, a file whose input is bad

@@ -413,7 +413,7 @@ func (r *run) reserveHeap() {
 	for _, f := range r.files {
 		if f.Projected() {
 			for _, rec := range f.Records {
-				held += recordBytes(rec)
+				held += merge.RecordBytes(rec)
 			}
 		}
 	}

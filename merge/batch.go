@@ -897,12 +897,12 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 			// The next files to read again are read (and decoded) while
 			// this one's rows are written.
 			for _, next := range todo[j:min(j+rereadAhead, len(todo))] {
-				if p.rereads(next) {
+				if p.readsAgain(next) {
 					ahead.start(next)
 				}
 			}
 			f := p.files[fi]
-			if !p.rereads(fi) {
+			if !p.readsAgain(fi) {
 				ok := p.yieldFile(ctx, mem, fi, 0, f, f.Records, yield)
 				if p.once {
 					// Once written, only its key and order columns stay: a
@@ -925,9 +925,9 @@ func (p *Plan) Records(ctx context.Context, mem memory.Allocator) iter.Seq2[arro
 	}
 }
 
-// rereads reports whether the rows of file fi are read again to be
+// readsAgain reports whether the rows of file fi are read again to be
 // written: it was shed, or read without all its columns.
-func (p *Plan) rereads(fi int) bool {
+func (p *Plan) readsAgain(fi int) bool {
 	f := p.files[fi]
 	return f.shed || f.full != nil
 }

@@ -160,27 +160,23 @@ func (st *ddState) run(t *testing.T, d *datadriven.TestData) string {
 	if again, _, err := pl.Plan(context.Background(), live); err != nil || st.effect(t, again) != st.effect(t, p) {
 		d.Fatalf(t, "planned again: %v\n%s\nwant\n%s", err, st.effect(t, again), st.effect(t, p))
 	}
-	var reread []*File
-	for _, f := range files {
-		rf, err := ddRead(t, d, f, o, bi)
-		if err != nil {
-			d.Fatalf(t, "%s: read again: %v", f.name, err)
+	readAgain := func() []*File {
+		var out []*File
+		for _, f := range files {
+			rf, err := ddRead(t, d, f, o, bi)
+			if err != nil {
+				d.Fatalf(t, "%s: read again: %v", f.name, err)
+			}
+			out = append(out, rf)
 		}
-		reread = append(reread, rf)
+		return out
 	}
-	parts := NewPlanner(ddSchema, o, reread, PlannerOptions{Tombstones: st.tombs, PartitionRows: 1})
+	parts := NewPlanner(ddSchema, o, readAgain(), PlannerOptions{Tombstones: st.tombs, PartitionRows: 1})
 	if pp, _, err := parts.Plan(context.Background(), live); err != nil || st.effect(t, pp) != st.effect(t, p) {
 		d.Fatalf(t, "planned in %d partitions: %v\n%s\nwant\n%s", parts.Partitions(), err, st.effect(t, pp), st.effect(t, p))
 	}
 	// Each partition built as three batches at once, matched in one scan.
-	var again []*File
-	for _, f := range files {
-		rf, err := ddRead(t, d, f, o, bi)
-		if err != nil {
-			d.Fatalf(t, "%s: read again: %v", f.name, err)
-		}
-		again = append(again, rf)
-	}
+	again := readAgain()
 	for _, po := range []PlannerOptions{{Tombstones: st.tombs, Split: 3}, {Tombstones: st.tombs, Split: 2, PartitionRows: 1}} {
 		split := NewPlanner(ddSchema, o, again, po)
 		if sp, _, err := split.Plan(context.Background(), live); err != nil || st.effect(t, sp) != st.effect(t, p) {

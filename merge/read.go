@@ -492,6 +492,19 @@ func (f *File) addDictOps(d *array.Dictionary, base int64, column string) error 
 	return nil
 }
 
+// RecordBytes is the memory of a record's buffers.
+func RecordBytes(r arrow.RecordBatch) int64 {
+	n := int64(0)
+	for _, c := range r.Columns() {
+		for _, b := range c.Data().Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+	}
+	return n
+}
+
 // validUTF8 checks every value of a string column; on failure it returns
 // the index of the first invalid one. Binary and other columns pass.
 func validUTF8(arr arrow.Array) (int, bool) {

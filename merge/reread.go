@@ -64,8 +64,8 @@ func (r *rereads) start(fi int) {
 		send := func(rec arrow.RecordBatch, err error) bool {
 			n := int64(0)
 			if rec != nil {
-				n = min(recordSize(rec), rereadQueueBytes)
-				if r.room(q, n) != nil {
+				n = min(RecordBytes(rec), rereadQueueBytes)
+				if q.room.Acquire(r.ctx, n) != nil {
 					rec.Release()
 					return false
 				}
@@ -123,22 +123,4 @@ func (r *rereads) stop() {
 		delete(r.queues, fi)
 	}
 	r.wg.Wait()
-}
-
-// room waits for n bytes of room in q, or the end of the reads.
-func (r *rereads) room(q rereadQueue, n int64) error {
-	return q.room.Acquire(r.ctx, n)
-}
-
-// recordSize is the bytes of rec's buffers.
-func recordSize(rec arrow.RecordBatch) int64 {
-	n := int64(0)
-	for _, c := range rec.Columns() {
-		for _, b := range c.Data().Buffers() {
-			if b != nil {
-				n += int64(b.Len())
-			}
-		}
-	}
-	return n
 }
