@@ -397,7 +397,7 @@ func (r *run) reloaded(loads, todo []source.Object, gone []string, now time.Time
 		r.log.Warn("CDC files written before the reload's full load are not applied", "files", len(before), "first", before[0].Key)
 	}
 	r.replace, r.forget = bookmark.ReplaceReload, gone
-	r.st.Tombstones = nil // a reload starts the table's history again
+	r.st.Tombstones = bookmark.TombstoneSet{} // a reload starts the table's history again
 	r.log.Warn("DMS reloaded the table: this run replaces its rows with the new full load and the changes after it, in one commit",
 		"loads", len(loads), "files gone", len(gone))
 	return batch, nil
@@ -415,7 +415,7 @@ func (r *run) truncated(gone []string, now time.Time) {
 	case lst.AllGone && r.o.OnTruncate == OnTruncateEmpty && young:
 		lst.Truncate = TruncateEmptied
 		r.replace, r.forget = bookmark.ReplaceTruncate, gone
-		r.st.Tombstones = nil
+		r.st.Tombstones = bookmark.TombstoneSet{}
 		r.log.Warn("every applied source file is gone (a source TRUNCATE): --on-truncate empty empties the table and applies the new files to it, in one commit",
 			"gone", len(gone))
 		return

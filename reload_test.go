@@ -60,8 +60,8 @@ func loadAndChange(t *testing.T, e *env) {
 	e.run()
 	e.putRows("20240814-000100000.parquet", ops("U D"), dmstest.Row{int32(1), "uno", at(1)}, dmstest.Row{int32(2), "two", at(1)})
 	e.run()
-	if ids, _ := e.ids(); strings.Join(ids, ",") != "1,3,4,5" || len(e.bookmark().Tombstones) != 1 {
-		t.Fatalf("fixture: users %v, %d tombstones", ids, len(e.bookmark().Tombstones))
+	if ids, _ := e.ids(); strings.Join(ids, ",") != "1,3,4,5" || e.bookmark().Tombstones.Len() != 1 {
+		t.Fatalf("fixture: users %v, %d tombstones", ids, e.bookmark().Tombstones.Len())
 	}
 }
 
@@ -106,8 +106,8 @@ func TestReloadReplacesTheRows(t *testing.T) {
 			t.Errorf("snapshot %v, %d snapshots; want one overwrite snapshot marked reload, history kept", tbl.Summary, len(e.snapshotSummaries()))
 		}
 		bm := e.bookmark()
-		if len(bm.Tombstones) != 0 || bm.Replaced == nil || bm.Replaced.Reason != bookmark.ReplaceReload || len(bm.Files) != 2 {
-			t.Errorf("bookmark: %d tombstones, replaced %+v, files %v; want the reload's two files only", len(bm.Tombstones), bm.Replaced, bm.SortedFiles())
+		if bm.Tombstones.Len() != 0 || bm.Replaced == nil || bm.Replaced.Reason != bookmark.ReplaceReload || len(bm.Files) != 2 {
+			t.Errorf("bookmark: %d tombstones, replaced %+v, files %v; want the reload's two files only", bm.Tombstones.Len(), bm.Replaced, bm.SortedFiles())
 		}
 		if r := TableReportOf(e.opts.Table, res, nil); r.Outcome != "reloaded" || r.Listing == nil || r.Listing.Reload == nil {
 			t.Errorf("report %+v", r)
@@ -469,5 +469,47 @@ func TestLegacySettledBookmark(t *testing.T) {
 	}
 	if ids, _ := e.ids(); strings.Join(ids, ",") != "1,2,3,4" {
 		t.Errorf("users %v", ids)
+	}
+}
+
+// Damaged tombstones inside a bookmark that still loads: a run that finds
+// nothing new succeeds without reading them; a run with files stops with
+// ErrCorrupt naming the bookmark before it commits, and loses nothing: the
+// table and the bookmark are as they were, and a reset recovers.
+func TestDamagedTombstones(t *testing.T) {
+	e := newEnv(t, "local")
+	loadAndChange(t, e)
+	path := e.store.Location()
+	good, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)-5]++ // the gzip trailer of the tombstones, the last section
+	if err := os.WriteFile(path, bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if res := e.run(); res.Outcome != OutcomeNothingNew {
+		t.Fatalf("no-op run: %q", res.Outcome)
+	}
+	snap := e.snapshotID()
+	before, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.putRows("20240814-000200000.parquet", ops("U"), dmstest.Row{int32(3), "tres", at(2)})
+	_, err = e.merge(e.deps(nil))
+	if !errors.Is(err, bookmark.ErrCorrupt) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), "tombstones damaged") {
+		t.Fatalf("err = %v, want ErrCorrupt naming %s and the tombstones", err, path)
+	}
+	if after, _ := os.ReadFile(path); !bytes.Equal(after, before) || e.snapshotID() != snap {
+		t.Fatalf("the failed run changed the bookmark (%v) or the table (%v)", !bytes.Equal(after, before), e.snapshotID() != snap)
+	}
+	if _, err := Reset(e.ctx, TableOptions{Common: e.opts.Common}, e.deps(nil)); err != nil {
+		t.Fatal(err)
+	}
+	e.run()
+	if _, names := e.ids(); names["3"] != "tres" || names["1"] != "uno" {
+		t.Errorf("after the reset: %v", names)
 	}
 }

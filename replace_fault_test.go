@@ -88,9 +88,9 @@ func TestCrashAtEveryWritePointOfAReplace(t *testing.T) {
 						}
 						bm := e.bookmark()
 						tbl, _, _ := e.cat.Load(e.ctx, e.opts.Table)
-						if bm.Pending != nil || bm.Token != tbl.LastToken() || len(bm.Files) != sc.files || len(bm.Tombstones) != 0 {
+						if bm.Pending != nil || bm.Token != tbl.LastToken() || len(bm.Files) != sc.files || bm.Tombstones.Len() != 0 {
 							t.Errorf("bookmark: pending %v, token %q vs %q, files %v, %d tombstones",
-								bm.Pending, bm.Token, tbl.LastToken(), bm.SortedFiles(), len(bm.Tombstones))
+								bm.Pending, bm.Token, tbl.LastToken(), bm.SortedFiles(), bm.Tombstones.Len())
 						}
 					})
 				}

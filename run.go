@@ -488,7 +488,11 @@ func (r *run) planBatch(ctx context.Context) error {
 		Reload: r.rereader(r.stored),
 	}
 	if r.o.TombstoneTTL > 0 {
-		po.Tombstones = r.st.DecodedTombstones()
+		t, err := r.st.DecodedTombstones()
+		if err != nil {
+			return r.tombstonesErr(err)
+		}
+		po.Tombstones = t
 	}
 	r.res.NewestChange = newestChange(r.files, r.o.OrderBy)
 	r.pl = merge.NewPlanner(r.stored, r.mergeOptions(), r.files, po)
@@ -550,8 +554,22 @@ func (r *run) mergeOptions() merge.Options {
 }
 
 // nextTombstones are the tombstones after the plan.
-func (r *run) nextTombstones(p *merge.Plan) map[string]bookmark.Tombstone {
-	return r.st.EncodeTombstones(p.NextTombstones(r.st.DecodedTombstones()), r.d.Now(), r.o.TombstoneTTL)
+func (r *run) nextTombstones(p *merge.Plan) (bookmark.TombstoneSet, error) {
+	prev, err := r.st.DecodedTombstones()
+	if err != nil {
+		return bookmark.TombstoneSet{}, r.tombstonesErr(err)
+	}
+	next, err := r.st.EncodeTombstones(p.NextTombstones(prev), r.d.Now(), r.o.TombstoneTTL)
+	if err != nil {
+		return bookmark.TombstoneSet{}, r.tombstonesErr(err)
+	}
+	return next, nil
+}
+
+// tombstonesErr is a bookmark whose tombstones do not decode: a run reads
+// them only when it plans, not when it loads the bookmark.
+func (r *run) tombstonesErr(err error) error {
+	return fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`; the rerun applies every file again)", bookmark.ErrCorrupt, r.d.Bookmark.Location(), err)
 }
 
 // absorb ends a run whose plan changes no row: the bookmark takes the
@@ -559,7 +577,11 @@ func (r *run) nextTombstones(p *merge.Plan) map[string]bookmark.Tombstone {
 func (r *run) absorb(ctx context.Context) error {
 	r.res.Outcome = OutcomeNoChanges
 	absorbed := r.st.Forget(r.forget).Quarantine(r.todo, r.bad.q, r.d.Now())
-	absorbed.Tombstones = r.nextTombstones(r.plan)
+	tombs, err := r.nextTombstones(r.plan)
+	if err != nil {
+		return err
+	}
+	absorbed.Tombstones = tombs
 	if _, err := r.d.Bookmark.Save(ctx, absorbed.Settle(r.d.Now(), r.o.SettleAfter, r.left), r.ver); err != nil {
 		return err
 	}
@@ -614,7 +636,11 @@ func (r *run) commit(ctx context.Context) (*catalog.Table, error) {
 		// right before each commit attempt (with the tombstones of that
 		// attempt's plan): a run that fails writing them leaves the
 		// bookmark untouched.
-		pending.Pending.Tombstones = r.nextTombstones(plan)
+		tombs, err := r.nextTombstones(plan)
+		if err != nil {
+			return nil, err
+		}
+		pending.Pending.Tombstones = &tombs
 		if r.ver, err = r.d.Bookmark.Save(ctx, pending, r.ver); err != nil {
 			return nil, err
 		}

@@ -684,8 +684,8 @@ func TestLateOlderChangeDoesNotReviveADeletedRow(t *testing.T) {
 		if rows := byKey(e.table().Rows, "user_id"); rows["1"]["name"] != "again" {
 			t.Errorf("user 1 after a newer insert: %v", rows["1"])
 		}
-		if bm := e.bookmark(); len(bm.Tombstones) != 0 {
-			t.Errorf("%d tombstones left after the re-insert, want 0", len(bm.Tombstones))
+		if bm := e.bookmark(); bm.Tombstones.Len() != 0 {
+			t.Errorf("%d tombstones left after the re-insert, want 0", bm.Tombstones.Len())
 		}
 	})
 }

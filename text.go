@@ -374,7 +374,7 @@ func resetNext(st bookmark.State) string {
 	if n := len(st.Quarantined); n > 0 {
 		fmt.Fprintf(&b, "; the %d quarantined files are read again", n)
 	}
-	if n := len(st.Tombstones); n > 0 {
+	if n := st.Tombstones.Len(); n > 0 {
 		fmt.Fprintf(&b, "; the %d tombstones of deleted keys are forgotten", n)
 	}
 	return b.String()

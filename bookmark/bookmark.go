@@ -34,9 +34,6 @@
 package bookmark
 
 import (
-	"bytes"
-	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -82,21 +79,13 @@ type Pending struct {
 	Quarantined map[string]Quarantined `json:"quarantined,omitempty"`
 	// Tombstones is the whole tombstone set once the run commits; nil
 	// leaves the state's as it is.
-	Tombstones TombstoneSet `json:"tombstones,omitempty"`
+	Tombstones *TombstoneSet `json:"tombstones,omitempty"`
 	// Forget are recorded objects a full listing found gone: the commit
 	// drops their records.
 	Forget []string `json:"forget,omitempty"`
 	// Replace is set when the commit replaces the table's rows: a
 	// ReplaceReload or ReplaceTruncate.
 	Replace string `json:"replace,omitempty"`
-}
-
-// Tombstone is a key deleted by a committed run: Order is the delete's
-// order value (merge's order-preserving encoding), At when it was recorded.
-// The map key is the base64 of merge's key encoding.
-type Tombstone struct {
-	Order []byte    `json:"o"`
-	At    time.Time `json:"at"`
 }
 
 // State is a table's bookmark.
@@ -140,7 +129,7 @@ type State struct {
 	Files    map[string]FileInfo `json:"files"`
 	// Tombstones keep deleted keys for a while, so older changes arriving
 	// late do not revive them.
-	Tombstones TombstoneSet `json:"tombstones,omitempty"`
+	Tombstones TombstoneSet `json:"tombstones,omitzero"`
 	// Quarantined lists the objects skipped as bad input, for a person to
 	// act on; Settle does not forget them.
 	Quarantined map[string]Quarantined `json:"quarantined,omitempty"`
@@ -346,7 +335,7 @@ func (s State) Finish(now time.Time) State {
 	s = s.Forget(p.Forget)
 	files := withFiles(s.Files, p.Files)
 	if p.Tombstones != nil {
-		s.Tombstones = p.Tombstones
+		s.Tombstones = *p.Tombstones
 	}
 	s.Quarantined = quarantine(s.Quarantined, p.Files, p.Quarantined)
 	s.NewestModTime = newestModTime(s.NewestModTime, p.Files)
@@ -468,38 +457,6 @@ func withFiles(files, add map[string]FileInfo) map[string]FileInfo {
 	return out
 }
 
-// DecodedTombstones returns the tombstones as merge uses them.
-func (s State) DecodedTombstones() merge.Tombstones {
-	out := make(merge.Tombstones, len(s.Tombstones))
-	for k, t := range s.Tombstones {
-		if raw, err := base64.RawStdEncoding.DecodeString(k); err == nil {
-			out[string(raw)] = t.Order
-		}
-	}
-	return out
-}
-
-// EncodeTombstones turns merge's tombstones into the stored form, keeping
-// the recording time of unchanged ones and dropping those older than ttl
-// (ttl 0 keeps none: tombstones are off).
-func (s State) EncodeTombstones(next merge.Tombstones, now time.Time, ttl time.Duration) map[string]Tombstone {
-	out := map[string]Tombstone{}
-	if ttl <= 0 {
-		return out
-	}
-	for raw, order := range next {
-		k := base64.RawStdEncoding.EncodeToString([]byte(raw))
-		t := Tombstone{Order: order, At: now.UTC()}
-		if old, ok := s.Tombstones[k]; ok && bytes.Equal(old.Order, order) {
-			t.At = old.At
-		}
-		if now.Sub(t.At) <= ttl {
-			out[k] = t
-		}
-	}
-	return out
-}
-
 // Reset returns the state after `icemerge bookmark reset`: nothing applied,
 // so the next run processes every file again.
 func Reset(table string, now time.Time) State {
@@ -600,105 +557,4 @@ type stateJSON State
 // SortedFiles lists the applied keys in order, for display.
 func (s State) SortedFiles() []string {
 	return slices.Sorted(maps.Keys(s.Files))
-}
-
-// TombstoneSet is the tombstones of a state, by the base64 of merge's key
-// encoding. In JSON it is one base64 string of a packed binary list, which a
-// run decodes in milliseconds even with hundreds of thousands of keys; the
-// object form of earlier versions is read too.
-type TombstoneSet map[string]Tombstone
-
-// tombstonesPacked is the version byte of the packed form.
-const tombstonesPacked = 1
-
-// MarshalJSON packs the set: a version byte, the count, then per key in
-// order: key, order value (each uvarint length and bytes) and the
-// recording time (varint Unix nanoseconds).
-func (t TombstoneSet) MarshalJSON() ([]byte, error) {
-	buf := binary.AppendUvarint([]byte{tombstonesPacked}, uint64(len(t)))
-	for _, k := range slices.Sorted(maps.Keys(t)) {
-		v := t[k]
-		buf = binary.AppendUvarint(buf, uint64(len(k)))
-		buf = append(buf, k...)
-		buf = binary.AppendUvarint(buf, uint64(len(v.Order)))
-		buf = append(buf, v.Order...)
-		buf = binary.AppendVarint(buf, v.At.UnixNano())
-	}
-	return json.Marshal(base64.StdEncoding.EncodeToString(buf))
-}
-
-// UnmarshalJSON reads the packed form or the object form.
-func (t *TombstoneSet) UnmarshalJSON(b []byte) error {
-	if len(b) > 0 && b[0] == '{' {
-		var m map[string]Tombstone
-		if err := json.Unmarshal(b, &m); err != nil {
-			return err
-		}
-		*t = m
-		return nil
-	}
-	// A base64 string holds no escapes: its bytes are read as they are,
-	// without a second pass of the JSON decoder over a large bookmark.
-	var s []byte
-	if len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"' && bytes.IndexByte(b, '\\') < 0 {
-		s = b[1 : len(b)-1]
-	} else { // escaped, as another JSON writer may write "/"
-		var str string
-		if err := json.Unmarshal(b, &str); err != nil {
-			return err
-		}
-		s = []byte(str)
-	}
-	raw := make([]byte, base64.StdEncoding.DecodedLen(len(s)))
-	n, err := base64.StdEncoding.Decode(raw, s)
-	raw = raw[:n]
-	if err != nil {
-		return fmt.Errorf("tombstones: %w", err)
-	}
-	bad := errors.New("tombstones: truncated or not in the packed form")
-	if len(raw) == 0 || raw[0] != tombstonesPacked {
-		return bad
-	}
-	raw = raw[1:]
-	next := func() ([]byte, bool) {
-		n, w := binary.Uvarint(raw)
-		if w <= 0 || uint64(len(raw)-w) < n {
-			return nil, false
-		}
-		out := raw[w : w+int(n)]
-		raw = raw[w+int(n):]
-		return out, true
-	}
-	count, w := binary.Uvarint(raw)
-	if w <= 0 || count > uint64(len(raw)) {
-		return bad
-	}
-	raw = raw[w:]
-	// The keys are copied into one string and the order values alias raw:
-	// two allocations for all of them, not one a key.
-	type entry struct {
-		k0, k1 int
-		order  []byte
-		at     int64
-	}
-	entries := make([]entry, 0, count)
-	keys := make([]byte, 0, len(raw))
-	for range count {
-		k, ok1 := next()
-		o, ok2 := next()
-		at, w := binary.Varint(raw)
-		if !ok1 || !ok2 || w <= 0 {
-			return bad
-		}
-		raw = raw[w:]
-		entries = append(entries, entry{len(keys), len(keys) + len(k), o[:len(o):len(o)], at})
-		keys = append(keys, k...)
-	}
-	all := string(keys)
-	out := make(TombstoneSet, count)
-	for _, e := range entries {
-		out[all[e.k0:e.k1]] = Tombstone{Order: e.order, At: time.Unix(0, e.at).UTC()}
-	}
-	*t = out
-	return nil
 }

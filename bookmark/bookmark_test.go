@@ -2,12 +2,14 @@ package bookmark_test
 
 import (
 	"bytes"
+	"compress/gzip"
+	"encoding/base64"
+	"encoding/binary"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -131,6 +133,7 @@ func storeSuite(t *testing.T, newStore func(t *testing.T) bookmark.Store) {
 			t.Fatalf("Load = %+v, %q, %v; want what was saved at %q", got, v2, err, v)
 		}
 	})
+	t.Run("tombstones", func(t *testing.T) { storeTombstones(t, newStore(t)) })
 	t.Run("compare and swap", func(t *testing.T) {
 		s := newStore(t)
 		v1, err := s.Save(ctx, bookmark.New("db.t"), "")
@@ -351,76 +354,217 @@ func TestSettle(t *testing.T) {
 func TestTombstonesEncodeAndExpire(t *testing.T) {
 	s := bookmark.New("db.t")
 	day := 24 * time.Hour
-	s.Tombstones = s.EncodeTombstones(merge.Tombstones{"\x00k1": {1}, "k2": {2}}, now.Add(-3*day), 7*day)
-	if got := s.DecodedTombstones(); len(got) != 2 || string(got["\x00k1"]) != "\x01" {
-		t.Fatalf("round trip: %v", got)
+	var err error
+	must := func(set bookmark.TombstoneSet, e error) bookmark.TombstoneSet {
+		t.Helper()
+		if e != nil {
+			t.Fatal(e)
+		}
+		return set
+	}
+	s.Tombstones = must(s.EncodeTombstones(merge.Tombstones{"\x00k1": {1}, "k2": {2}}, now.Add(-3*day), 7*day))
+	got, err := s.DecodedTombstones()
+	if err != nil || len(got) != 2 || string(got["\x00k1"]) != "\x01" {
+		t.Fatalf("round trip: %v, %v", got, err)
 	}
 	// k1 unchanged keeps its time, k2 changed is recorded anew, and after
 	// eight days k1 has expired.
-	later := s.EncodeTombstones(merge.Tombstones{"\x00k1": {1}, "k2": {3}}, now.Add(5*day), 7*day)
-	s.Tombstones = later
-	if got := s.DecodedTombstones(); len(got) != 1 || string(got["k2"]) != "\x03" {
-		t.Errorf("after expiry: %v, want only k2", got)
+	s.Tombstones = must(s.EncodeTombstones(merge.Tombstones{"\x00k1": {1}, "k2": {3}}, now.Add(5*day), 7*day))
+	if got, err := s.DecodedTombstones(); err != nil || len(got) != 1 || string(got["k2"]) != "\x03" {
+		t.Errorf("after expiry: %v, %v; want only k2", got, err)
 	}
-	if got := s.EncodeTombstones(merge.Tombstones{"k": {1}}, now, 0); len(got) != 0 {
-		t.Errorf("ttl 0 kept %d tombstones", len(got))
+	if got := must(s.EncodeTombstones(merge.Tombstones{"k": {1}}, now, 0)); got.Len() != 0 {
+		t.Errorf("ttl 0 kept %d tombstones", got.Len())
 	}
 }
 
-// Tombstones are stored packed, round-trip exactly, and the object form of
-// earlier bookmarks still reads; a damaged packed form is an error.
-func TestTombstoneSetJSON(t *testing.T) {
-	at := time.Date(2024, 8, 14, 0, 26, 42, 123456789, time.UTC)
-	set := bookmark.TombstoneSet{}
-	for i := range 1000 {
-		set[fmt.Sprintf("a2V5%04d", i)] = bookmark.Tombstone{Order: []byte{byte(i), 0, byte(i >> 8)}, At: at.Add(time.Duration(i) * time.Second)}
+// tombstoneMap is n tombstones with keys that are no text.
+func tombstoneMap(n int) map[string]bookmark.Tombstone {
+	m := map[string]bookmark.Tombstone{}
+	for i := range n {
+		m[fmt.Sprintf("\x00\xffkey%06d", i)] = bookmark.Tombstone{Order: []byte{byte(i), 0, byte(i >> 8)}, At: now.Add(-time.Duration(i) * time.Second)}
 	}
-	b, err := json.Marshal(set)
+	return m
+}
+
+func sameTombstones(t *testing.T, a, b bookmark.TombstoneSet) bool {
+	t.Helper()
+	am, err := a.Decode()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if b[0] != '"' {
-		t.Errorf("not packed: %.40s", b)
+	bm, err := b.Decode()
+	if err != nil {
+		t.Fatal(err)
 	}
-	var back bookmark.TombstoneSet
-	if err := json.Unmarshal(b, &back); err != nil || !reflect.DeepEqual(back, set) {
-		t.Fatalf("round trip: %v, equal %v", err, reflect.DeepEqual(back, set))
+	return maps.EqualFunc(am, bm, func(x, y bookmark.Tombstone) bool { return bytes.Equal(x.Order, y.Order) && x.At.Equal(y.At) })
+}
+
+// storeTombstones is the part of storeSuite on tombstones: a bookmark keeps
+// them after its JSON document and a load leaves them packed, so a run
+// that finds nothing new neither inflates nor decodes them and saves
+// them again as it read them; the pending run's set survives, even empty.
+func storeTombstones(t *testing.T, s bookmark.Store) {
+	ctx := context.Background()
+	want := bookmark.NewTombstoneSet(tombstoneMap(1000))
+	st := bookmark.New("db.t").Begin("run1", nil, now).Finish(now)
+	st.Tombstones = want
+	st = st.Begin("run2", nil, now)
+	st.Pending.Tombstones = &bookmark.TombstoneSet{}
+	v, err := s.Save(ctx, st, "")
+	if err != nil {
+		t.Fatal(err)
 	}
-	old := `{"a2V5":{"o":"AQI=","at":"2024-08-14T00:26:42Z"}}`
-	if err := json.Unmarshal([]byte(old), &back); err != nil || len(back) != 1 || !bytes.Equal(back["a2V5"].Order, []byte{1, 2}) {
-		t.Errorf("object form: %v %v", err, back)
+	got, v, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := json.Unmarshal(append(b[:len(b)/2:len(b)/2], '"'), &back); err == nil {
-		t.Errorf("a truncated packed form decoded")
+	if bookmark.Inflated(got.Tombstones) || got.Tombstones.Len() != 1000 {
+		t.Errorf("the loaded set is inflated (%v) or holds %d keys, want 1000 left packed", bookmark.Inflated(got.Tombstones), got.Tombstones.Len())
 	}
-	// Another JSON writer may escape the slash of base64.
-	escaped := bytes.ReplaceAll(b, []byte("/"), []byte(`\/`))
-	if !bytes.Contains(escaped, []byte(`\/`)) {
-		t.Fatal("the packed form holds no slash to escape: choose other keys")
+	if _, err := s.Save(ctx, got.Settle(now, time.Minute, nil), v); err != nil {
+		t.Fatal(err)
 	}
-	back = nil
-	if err := json.Unmarshal(escaped, &back); err != nil || !reflect.DeepEqual(back, set) {
-		t.Errorf("escaped slashes: %v, equal %v", err, reflect.DeepEqual(back, set))
+	if bookmark.Inflated(got.Tombstones) {
+		t.Error("saving a loaded set again inflated it")
+	}
+	again, _, err := s.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameTombstones(t, again.Tombstones, want) {
+		t.Error("the tombstones changed over two saves")
+	}
+	if p := again.Pending; p == nil || p.Tombstones == nil || p.Tombstones.Len() != 0 {
+		t.Fatalf("pending %+v: the pending run's empty set is lost, so finishing it would keep the old tombstones", p)
+	}
+	if fin := again.Finish(now); fin.Tombstones.Len() != 0 {
+		t.Errorf("finishing a run whose set is empty kept %d tombstones", fin.Tombstones.Len())
 	}
 }
 
-// BenchmarkTombstoneSetUnmarshal decodes the tombstones a no-op run loads
-// after a batch of 1M changes (about 100k deletes).
-func BenchmarkTombstoneSetUnmarshal(b *testing.B) {
-	at := time.Date(2024, 8, 14, 0, 26, 42, 0, time.UTC)
-	set := bookmark.TombstoneSet{}
-	for i := range 100_000 {
-		set[fmt.Sprintf("i%08d", i)] = bookmark.Tombstone{Order: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, At: at}
+// Bookmarks of earlier versions held their tombstones in the JSON document,
+// keyed by the base64 of the key: packed in one base64 string, or as an
+// object before that. Both still read, keys that are not base64 dropped.
+func TestTombstonesOfEarlierBookmarks(t *testing.T) {
+	at := time.Date(2024, 8, 14, 0, 26, 42, 123456789, time.UTC)
+	packed := []byte{1}
+	packed = binary.AppendUvarint(packed, 2)
+	for _, k := range []string{"a2V5", "b3RoZXI"} { // "key", "other"
+		packed = binary.AppendUvarint(packed, uint64(len(k)))
+		packed = append(packed, k...)
+		packed = append(packed, 2, 1, 2)
+		packed = binary.AppendVarint(packed, at.UnixNano())
 	}
-	raw, err := json.Marshal(set)
+	forms := map[string]string{
+		"packed": `"` + base64.StdEncoding.EncodeToString(packed) + `"`,
+		"object": `{"a2V5":{"o":"AQI=","at":"2024-08-14T00:26:42.123456789Z"},"b3RoZXI":{"o":"AQI=","at":"2024-08-14T00:26:42.123456789Z"},"!!":{"o":"AQI="}}`,
+		// Another JSON writer may escape the slash of base64.
+		"escaped": strings.ReplaceAll(`"`+base64.StdEncoding.EncodeToString(packed)+`"`, "/", `\/`),
+	}
+	for name, form := range forms {
+		t.Run(name, func(t *testing.T) {
+			s := bookmark.NewFileStore(t.TempDir(), "db.t")
+			if _, err := s.Save(context.Background(), bookmark.New("db.t"), ""); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			zw := gzip.NewWriter(&buf)
+			fmt.Fprintf(zw, `{"format":1,"table":"db.t","token":"","files":{},"tombstones":%s,"updated":"2026-12-01T09:00:00Z"}`+"\n", form)
+			zw.Close()
+			if err := os.WriteFile(s.Location(), buf.Bytes(), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			st, _, err := s.Load(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := st.DecodedTombstones()
+			want := merge.Tombstones{"key": {1, 2}, "other": {1, 2}}
+			if err != nil || !maps.EqualFunc(got, want, bytes.Equal) {
+				t.Fatalf("tombstones %q, %v; want %q", got, err, want)
+			}
+			m, _ := st.Tombstones.Decode()
+			if !m["key"].At.Equal(at) {
+				t.Errorf("recorded at %v, want %v", m["key"].At, at)
+			}
+		})
+	}
+}
+
+// A damaged bookmark: cut short, it does not load; with its tombstones
+// damaged inside, it loads (a run that finds nothing new never reads them)
+// and the first use says they are damaged.
+func TestTombstonesDamaged(t *testing.T) {
+	ctx := context.Background()
+	s := bookmark.NewFileStore(t.TempDir(), "db.t")
+	st := bookmark.New("db.t")
+	st.Tombstones = bookmark.NewTombstoneSet(tombstoneMap(100))
+	v, err := s.Save(ctx, st, "")
 	if err != nil {
+		t.Fatal(err)
+	}
+	good, err := os.ReadFile(s.Location())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(s.Location(), good[:len(good)-10], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := s.Load(ctx); !errors.Is(err, bookmark.ErrCorrupt) {
+		t.Errorf("cut short: err = %v, want ErrCorrupt", err)
+	}
+	bad := bytes.Clone(good)
+	bad[len(bad)-5]++ // the gzip trailer of the tombstones: their length
+	if err := os.WriteFile(s.Location(), bad, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, _, err := s.Load(ctx)
+	if err != nil {
+		t.Fatalf("damaged tombstones stopped the load: %v", err)
+	}
+	if _, err := loaded.DecodedTombstones(); err == nil || !strings.Contains(err.Error(), "tombstones damaged") {
+		t.Errorf("damaged tombstones decoded: err = %v", err)
+	}
+	if _, err := loaded.EncodeTombstones(merge.Tombstones{}, now, time.Hour); err == nil {
+		t.Error("damaged tombstones re-encoded")
+	}
+	_ = v
+}
+
+// BenchmarkLoadTombstones loads a bookmark holding the tombstones of a
+// batch of 1M changes (about 100k deletes), as a run that finds nothing
+// new does, and then decodes them, as a run that plans does.
+func BenchmarkLoadTombstones(b *testing.B) {
+	ctx := context.Background()
+	s := bookmark.NewFileStore(b.TempDir(), "db.t")
+	m := map[string]bookmark.Tombstone{}
+	for i := range 100_000 {
+		m[fmt.Sprintf("\x01%08d", i)] = bookmark.Tombstone{Order: []byte{1, 2, 3, 4, 5, 6, 7, 8, 9}, At: now}
+	}
+	st := bookmark.New("db.t")
+	st.Tombstones = bookmark.NewTombstoneSet(m)
+	if _, err := s.Save(ctx, st, ""); err != nil {
 		b.Fatal(err)
 	}
-	b.ReportAllocs()
-	for b.Loop() {
-		var back bookmark.TombstoneSet
-		if err := json.Unmarshal(raw, &back); err != nil || len(back) != len(set) {
-			b.Fatalf("%v, %d tombstones", err, len(back))
+	b.Run("load", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if st, _, err := s.Load(ctx); err != nil || st.Tombstones.Len() != len(m) {
+				b.Fatalf("%v, %d tombstones", err, st.Tombstones.Len())
+			}
 		}
-	}
+	})
+	b.Run("load and decode", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			st, _, err := s.Load(ctx)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if got, err := st.DecodedTombstones(); err != nil || len(got) != len(m) {
+				b.Fatalf("%v, %d tombstones", err, len(got))
+			}
+		}
+	})
 }

@@ -111,3 +111,6 @@ var (
 	JoinInside = joinInside
 	KeyInside  = keyInside
 )
+
+// Inflated reports whether a set's stored form has been inflated.
+func Inflated(t TombstoneSet) bool { return t.d != nil && t.d.packed != nil }

@@ -108,19 +108,19 @@ func TestFinishForgetsAndReplaces(t *testing.T) {
 		objs = append(objs, obj(fmt.Sprintf("2024/08/14/20240814-00000%d000.parquet", i), 1, old))
 	}
 	s := bookmark.New("db.t").Begin("r1", objs, old).Finish(old).Settle(now, 15*time.Minute, nil)
-	s.Tombstones = bookmark.TombstoneSet{"a2V5": {Order: []byte{1}, At: old}}
+	s.Tombstones = bookmark.NewTombstoneSet(map[string]bookmark.Tombstone{"key": {Order: []byte{1}, At: old}})
 	s.Quarantined = map[string]bookmark.Quarantined{objs[2].Key: {Reason: "bad"}}
 	reload := obj("LOAD00000001.parquet", 12, now)
 	p := s.Begin("r2", []source.Object{reload}, now)
 	p.Pending.Forget = keysOf(objs[1:])
 	p.Pending.Replace = bookmark.ReplaceReload
-	p.Pending.Tombstones = bookmark.TombstoneSet{}
+	p.Pending.Tombstones = &bookmark.TombstoneSet{}
 	if got, _, _ := bookmark.Reconcile(p, "r1", now); got.SettledFiles.Len() != 4 || got.Replaced != nil {
 		t.Errorf("a discarded run forgot files (%d settled left) or marked a replace", got.SettledFiles.Len())
 	}
 	got := p.Finish(now)
-	if !slices.Equal(got.SortedFiles(), []string{"LOAD00000001.parquet"}) || got.SettledFiles.Len() != 0 || got.Quarantined != nil || len(got.Tombstones) != 0 {
-		t.Errorf("files %v, %d settled, quarantined %v, tombstones %v; want the new load only", got.SortedFiles(), got.SettledFiles.Len(), got.Quarantined, got.Tombstones)
+	if !slices.Equal(got.SortedFiles(), []string{"LOAD00000001.parquet"}) || got.SettledFiles.Len() != 0 || got.Quarantined != nil || got.Tombstones.Len() != 0 {
+		t.Errorf("files %v, %d settled, quarantined %v, tombstones %v; want the new load only", got.SortedFiles(), got.SettledFiles.Len(), got.Quarantined, got.Tombstones.Len())
 	}
 	if r := got.Replaced; r == nil || r.Reason != bookmark.ReplaceReload || r.Token != "r2" || r.Files != 1 {
 		t.Errorf("replace mark %+v", r)

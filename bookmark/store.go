@@ -177,36 +177,102 @@ func (b *Bookmarks) Save(ctx context.Context, s State, prev Version) (Version, e
 	return v, nil
 }
 
-// encode stores the state as gzip'd JSON: a bookmark lists every applied
-// object, and names compress well.
+// encode stores the state: a gzip member holding its JSON document, then
+// a gzip member for each tombstone set, which the document's "sections"
+// lists with their sizes. Names compress well; a set read from a bookmark
+// is written again as it was read, without inflating it.
 func encode(s State) ([]byte, error) {
+	doc := document{stateJSON: stateJSON(s)}
+	var secs [][]byte
+	add := func(name string, t TombstoneSet) error {
+		z, err := t.stored()
+		if err != nil {
+			return fmt.Errorf("encoding bookmark: %w", err)
+		}
+		doc.Sections = append(doc.Sections, section{Name: name, Keys: t.Len(), Bytes: len(z)})
+		secs = append(secs, z)
+		return nil
+	}
+	if !s.Tombstones.IsZero() {
+		if err := add(sectionTombstones, s.Tombstones); err != nil {
+			return nil, err
+		}
+		doc.Tombstones = TombstoneSet{}
+	}
+	if p := s.Pending; p != nil && p.Tombstones != nil {
+		if err := add(sectionPendingTombstones, *p.Tombstones); err != nil {
+			return nil, err
+		}
+		pc := *p
+		pc.Tombstones = nil
+		doc.Pending = &pc
+	}
 	var buf bytes.Buffer
 	zw := gzip.NewWriter(&buf)
-	if err := json.NewEncoder(zw).Encode(s); err != nil {
+	if err := json.NewEncoder(zw).Encode(doc); err != nil {
 		return nil, fmt.Errorf("encoding bookmark: %w", err)
 	}
 	if err := zw.Close(); err != nil {
 		return nil, fmt.Errorf("encoding bookmark: %w", err)
 	}
+	for _, z := range secs {
+		buf.Write(z)
+	}
 	return buf.Bytes(), nil
 }
 
+// document is a bookmark's JSON document: the state, and the table of the
+// sections after it.
+type document struct {
+	stateJSON
+	Sections []section `json:"sections,omitempty"`
+}
+
 func decode(loc string, b []byte) (State, error) {
-	zr, err := gzip.NewReader(bytes.NewReader(b))
-	if err != nil {
-		return State{}, fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
+	corrupt := func(err error) error {
+		return fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
 	}
+	// The document's member ends where the sections start: the reader is
+	// an io.ByteReader, so gzip reads no further than its member.
+	r := bytes.NewReader(b)
+	zr, err := gzip.NewReader(r)
+	if err != nil {
+		return State{}, corrupt(err)
+	}
+	zr.Multistream(false)
 	// Read whole, then decoded in one pass (a Decoder scans a value once
 	// more to find its end).
 	js, err := io.ReadAll(zr)
 	if err != nil {
-		return State{}, fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
+		return State{}, corrupt(err)
 	}
-	var sj stateJSON
-	if err := json.Unmarshal(js, &sj); err != nil {
-		return State{}, fmt.Errorf("%w: %s: %w (reset it with `icemerge bookmark reset`)", ErrCorrupt, loc, err)
+	var doc document
+	if err := json.Unmarshal(js, &doc); err != nil {
+		return State{}, corrupt(err)
 	}
-	s := State(sj)
+	s := State(doc.stateJSON)
+	rest := b[len(b)-r.Len():]
+	for _, sec := range doc.Sections {
+		if sec.Bytes < 0 || sec.Bytes > len(rest) || sec.Keys < 0 {
+			return State{}, corrupt(fmt.Errorf("section %s of %d bytes: %d bytes are left", sec.Name, sec.Bytes, len(rest)))
+		}
+		t := storedTombstones(rest[:sec.Bytes:sec.Bytes], sec.Keys)
+		rest = rest[sec.Bytes:]
+		switch {
+		case sec.Name == sectionTombstones:
+			s.Tombstones = t
+		case sec.Name == sectionPendingTombstones:
+			if s.Pending == nil {
+				return State{}, corrupt(errors.New("pending tombstones without a pending run"))
+			}
+			s.Pending.Tombstones = &t
+		default:
+			return State{}, fmt.Errorf("%w: %s holds a section %q this icemerge does not know: it was saved by a newer icemerge; run that version", ErrCorrupt, loc, sec.Name)
+		}
+	}
+	if len(rest) != 0 {
+		return State{}, corrupt(fmt.Errorf("%d bytes after its sections", len(rest)))
+	}
 	s.upgrade()
 	if s.Format != Format {
 		return State{}, fmt.Errorf("%w: %s has format %d, this icemerge reads %d", ErrCorrupt, loc, s.Format, Format)
