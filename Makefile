@@ -21,13 +21,54 @@ FUZZTIME ?=
 # Go spends up to 60s minimizing every new input by default, which would
 # fill a short run; a few tries keep it fuzzing. Raise it to minimize a crasher.
 FUZZMINIMIZETIME ?= 100x
+# The iceberg-go the targets below build with: the version go.mod requires,
+# copied to build/iceberg-go with third_party/iceberg-go/lazy-substrait.patch
+# applied (its table/substrait otherwise parses Substrait's YAML catalogue at
+# every start, about 0.1 s; third_party/iceberg-go/README.md), and named by a
+# modfile of the build's own, build/icemerge.mod (go.mod plus a replace). The
+# modfile goes in GOFLAGS, so the go commands the tests run (go list) see the
+# same build. A plain go build or go install still works, unpatched.
+ICEBERG      := github.com/apache/iceberg-go
+ICEBERG_COPY := build/iceberg-go
+PATCH        := third_party/iceberg-go/lazy-substrait.patch
+MODFILE      := $(CURDIR)/build/icemerge.mod
+GOPATCHED     = GOFLAGS="$(strip $(shell $(GO) env GOFLAGS) -modfile=$(MODFILE))" $(GO)
 
 .PHONY: all build demo test fuzz bench minio vet clean
 
 all: build
 
-build:
-	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN)/icemerge ./cmd/icemerge
+build: $(MODFILE)
+	$(GOPATCHED) build -ldflags "$(LDFLAGS)" -o $(BIN)/icemerge ./cmd/icemerge
+
+# The patched copy, made again when go.mod or the patch changes. The copy is
+# checked to be the version go.mod selects; a patch that no longer applies
+# (iceberg-go upgraded) fails the build rather than building unpatched.
+$(ICEBERG_COPY)/.icemerge-patched: go.mod $(PATCH)
+	@command -v patch >/dev/null 2>&1 || { echo "patch not found on PATH (Debian: apt-get install patch); it applies $(PATCH)" >&2; exit 1; }
+	@set -e; $(GO) mod download $(ICEBERG); \
+	mod=$$($(GO) list -m -f '{{.Version}} {{.Dir}}{{with .Replace}} replaced{{end}}' $(ICEBERG)); set -- $$mod; \
+	if [ "$$3" = replaced ]; then echo "go.mod already replaces $(ICEBERG): drop $(PATCH) and its Makefile rules, or the replace (third_party/iceberg-go/README.md)" >&2; exit 1; fi; \
+	case "$$2" in */iceberg-go@"$$1") ;; *) echo "$(ICEBERG) $$1 is at $$2, not a module cache folder of that version: run go mod download $(ICEBERG)" >&2; exit 1;; esac; \
+	echo "copying $(ICEBERG) $$1 to $(ICEBERG_COPY) and applying $(PATCH)"; \
+	if [ -d $(ICEBERG_COPY) ]; then chmod -R u+w $(ICEBERG_COPY); fi; rm -rf $(ICEBERG_COPY); \
+	mkdir -p $(dir $(ICEBERG_COPY)); cp -R "$$2" $(ICEBERG_COPY); chmod -R u+w $(ICEBERG_COPY); \
+	rm -f build/lazy-substrait.rej; \
+	if ! patch -p1 -N -t -F0 -s -d $(ICEBERG_COPY) -i $(CURDIR)/$(PATCH) -r $(CURDIR)/build/lazy-substrait.rej >&2; then \
+		rm -rf $(ICEBERG_COPY); \
+		echo "$(PATCH) does not apply to $(ICEBERG) $$1 (upgraded?; the hunks it rejected are in build/lazy-substrait.rej): refresh the patch for this version, or drop it if this version initialises table/substrait lazily (third_party/iceberg-go/README.md)" >&2; \
+		exit 1; \
+	fi; \
+	echo "$(ICEBERG) $$1" > $@
+
+# go.mod with the replace, and go.sum as the modfile's sum file. Made again
+# when either changes; checks the copy is of the version go.mod selects.
+$(MODFILE): go.mod go.sum $(ICEBERG_COPY)/.icemerge-patched
+	@set -e; want="$(ICEBERG) $$($(GO) list -m -f '{{.Version}}' $(ICEBERG))"; \
+	if [ "$$(cat $(ICEBERG_COPY)/.icemerge-patched)" != "$$want" ]; then \
+		echo "$(ICEBERG_COPY) is $$(cat $(ICEBERG_COPY)/.icemerge-patched), go.mod wants $$want: rm -rf build and make again" >&2; exit 1; fi; \
+	{ cat go.mod; printf '\n// Made by the Makefile from go.mod: iceberg-go with $(PATCH).\nreplace $(ICEBERG) => ./$(ICEBERG_COPY)\n'; } > $@.tmp; \
+	cp go.sum $(@:.mod=.sum); mv $@.tmp $@
 
 # Two runs on the worked users example: the full load, then the CDC file
 # with I 6, U 1, D 4. Prints the table: users 1 (updated email), 2, 3, 5, 6.
@@ -90,19 +131,19 @@ mariadb-shared: mariadb
 
 # Every test, with the real servers: MinIO from ./bin, moto_server from PATH,
 # PostgreSQL and MariaDB as they run, a mariadbd of the tests' own.
-test: $(BIN)/minio mariadb mariadb-shared postgres
-	$(GO) vet ./...
-	ICEMERGE_MINIO_BIN=$(BIN)/minio $(GO) test -count=1 -timeout 18m ./...
+test: $(BIN)/minio mariadb mariadb-shared postgres $(MODFILE)
+	$(GOPATCHED) vet ./...
+	ICEMERGE_MINIO_BIN=$(BIN)/minio $(GOPATCHED) test -count=1 -timeout 18m ./...
 	$(MAKE) fuzz
 	$(MAKE) lint-deploy
 
 # Each fuzz target for FUZZTIME; go test fuzzes one target per run. A failing
 # input is written to <package>/testdata/fuzz/<target>/: commit it with the fix.
-fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
-	$(GO) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(or $(FUZZTIME),10000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
-	$(GO) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/testkit/binlog/
-	$(GO) test -run '^$$' -fuzz '^FuzzSchemaChange$$' -fuzztime $(or $(FUZZTIME),50x) -fuzzminimizetime $(FUZZMINIMIZETIME) .
+fuzz: $(MODFILE)
+	$(GOPATCHED) test -run '^$$' -fuzz '^FuzzReadFile$$' -fuzztime $(or $(FUZZTIME),20000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
+	$(GOPATCHED) test -run '^$$' -fuzz '^FuzzDedupe$$' -fuzztime $(or $(FUZZTIME),10000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./merge/
+	$(GOPATCHED) test -run '^$$' -fuzz '^FuzzRows$$' -fuzztime $(or $(FUZZTIME),100000x) -fuzzminimizetime $(FUZZMINIMIZETIME) ./internal/testkit/binlog/
+	$(GOPATCHED) test -run '^$$' -fuzz '^FuzzSchemaChange$$' -fuzztime $(or $(FUZZTIME),50x) -fuzzminimizetime $(FUZZMINIMIZETIME) .
 
 # The benchmark, kept out of make test (cmd/icemerge-bench/README.md): generates
 # DMS-shaped files at scale (GZIP, parquet-1-0, 10,000-row row groups, CDC files
@@ -116,15 +157,15 @@ fuzz:
 # Overrides: make bench BENCH_FLAGS='-rows 1000000 -changes 100000 -reps 1 -small-files 100';
 # the long runs (100M-row table, 10M-change batch): BENCH_FLAGS=-full.
 BENCH_FLAGS ?=
-bench:
-	$(GO) build -o $(BIN)/icemerge ./cmd/icemerge
-	CGO_ENABLED=1 $(GO) build -o $(BIN)/icemerge-bench ./cmd/icemerge-bench
+bench: $(MODFILE)
+	$(GOPATCHED) build -o $(BIN)/icemerge ./cmd/icemerge
+	CGO_ENABLED=1 $(GOPATCHED) build -o $(BIN)/icemerge-bench ./cmd/icemerge-bench
 	$(BIN)/icemerge-bench -icemerge $(BIN)/icemerge -minio-bin $(BIN)/minio $(BENCH_FLAGS)
 
 # The Go benchmarks (go test -bench), kept out of make test.
 .PHONY: bench-go
-bench-go:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+bench-go: $(MODFILE)
+	$(GOPATCHED) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
 
 # The Lambda package deploy/template.yaml deploys (docs/aws.md): the
 # same binary, as bootstrap for the provided.al2023 runtime, zipped to
@@ -132,9 +173,9 @@ bench-go:
 # template's Architecture parameter must match.
 LAMBDA_GOARCH ?= arm64
 .PHONY: lambda
-lambda:
+lambda: $(MODFILE)
 	rm -rf $(BIN)/lambda $(BIN)/icemerge-lambda.zip && mkdir -p $(BIN)/lambda
-	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GO) build -tags lambda.norpc -trimpath -ldflags "-s -w" \
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(LAMBDA_GOARCH) $(GOPATCHED) build -tags lambda.norpc -trimpath -ldflags "-s -w" \
 		-o $(BIN)/lambda/bootstrap ./cmd/icemerge
 	cd $(BIN)/lambda && if command -v zip >/dev/null 2>&1; then zip -q -X ../icemerge-lambda.zip bootstrap; \
 		else python3 -m zipfile -c ../icemerge-lambda.zip bootstrap; fi
@@ -150,4 +191,5 @@ lint-deploy:
 	else echo "lint-deploy: $(CFN_LINT) not found on PATH (pip install cfn-lint): skipping the template check"; fi
 
 clean:
-	rm -rf $(BIN) $(DEMO)
+	@if [ -d build ]; then chmod -R u+w build; fi
+	rm -rf $(BIN) $(DEMO) build
