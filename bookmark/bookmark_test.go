@@ -3,9 +3,9 @@ package bookmark_test
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"encoding/binary"
-	"context"
 	"errors"
 	"fmt"
 	"maps"
