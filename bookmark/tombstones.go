@@ -47,7 +47,8 @@ type tombData struct {
 	deflate sync.Once
 	z       []byte
 	packed  []byte
-	err     error
+	err     error // of inflating z
+	zerr    error // of compressing packed
 }
 
 // errTombstones is a stored set that does not decode.
@@ -143,15 +144,12 @@ func (t TombstoneSet) stored() ([]byte, error) {
 			err = zw.Close()
 		}
 		if err != nil {
-			d.err = fmt.Errorf("compressing tombstones: %w", err)
+			d.zerr = fmt.Errorf("compressing tombstones: %w", err)
 			return
 		}
 		d.z = buf.Bytes()
 	})
-	if d.z == nil {
-		return nil, d.err
-	}
-	return d.z, nil
+	return d.z, d.zerr
 }
 
 // each calls fn for every key of the packed form p in order (the key and
