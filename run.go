@@ -553,8 +553,12 @@ func (r *run) mergeOptions() merge.Options {
 	return merge.Options{Keys: r.keys, OrderBy: r.o.OrderBy, BeforeImagePrefix: r.o.BeforeImagePrefix}
 }
 
-// nextTombstones are the tombstones after the plan.
+// nextTombstones are the tombstones after the plan: none when they are
+// off (the stored ones are dropped unread).
 func (r *run) nextTombstones(p *merge.Plan) (bookmark.TombstoneSet, error) {
+	if r.o.TombstoneTTL <= 0 {
+		return bookmark.TombstoneSet{}, nil
+	}
 	prev, err := r.st.DecodedTombstones()
 	if err != nil {
 		return bookmark.TombstoneSet{}, r.tombstonesErr(err)

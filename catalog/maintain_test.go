@@ -157,27 +157,36 @@ func (e *mtEnv) check(when string) *icecheck.Table {
 	if !reflect.DeepEqual(rows, e.model) {
 		e.t.Errorf("%s: icecheck rows %v\nwant %v", when, rows, e.model)
 	}
-	at, err := e.tbl.Scan().ToArrowTable(e.ctx)
+	scanned, n, err := e.scan(e.tbl.Scan())
 	if err != nil {
 		e.t.Fatalf("%s: iceberg-go scan: %v", when, err)
 	}
+	if n != len(e.model) || !reflect.DeepEqual(scanned, e.model) {
+		e.t.Errorf("%s: iceberg-go scan: %d rows %v\nwant %v", when, n, scanned, e.model)
+	}
+	return got
+}
+
+// scan reads the rows of an iceberg-go scan of the table: id → v, and how
+// many rows it read (a key twice counts twice).
+func (e *mtEnv) scan(sc *table.Scan) (map[int32]string, int, error) {
+	at, err := sc.ToArrowTable(e.ctx)
+	if err != nil {
+		return nil, 0, err
+	}
 	defer at.Release()
-	scanned := map[int32]string{}
-	n := 0
+	rows, n := map[int32]string{}, 0
 	tr := array.NewTableReader(at, 0)
 	defer tr.Release()
 	for tr.Next() {
 		rec := tr.RecordBatch()
 		ids, vs := rec.Column(0).(*array.Int32), rec.Column(1).(*array.String)
 		for i := 0; i < ids.Len(); i++ {
-			scanned[ids.Value(i)] = vs.Value(i)
+			rows[ids.Value(i)] = vs.Value(i)
 			n++
 		}
 	}
-	if n != len(e.model) || !reflect.DeepEqual(scanned, e.model) {
-		e.t.Errorf("%s: iceberg-go scan: %d rows %v\nwant %v", when, n, scanned, e.model)
-	}
-	return got
+	return rows, n, nil
 }
 
 // workload commits five runs: a load, updates, deletes, a delete then a
