@@ -160,6 +160,9 @@ type run struct {
 	pl     *merge.Planner
 	plan   *merge.Plan
 	phase  time.Time
+	// tombs are the bookmark's tombstones, decoded when the batch is
+	// planned (nil with tombstones off).
+	tombs merge.Tombstones
 
 	// replace is set when this run's commit replaces the table's rows (a
 	// bookmark.Replace… reason); forget are the recorded files gone from
@@ -492,7 +495,7 @@ func (r *run) planBatch(ctx context.Context) error {
 		if err != nil {
 			return r.tombstonesErr(err)
 		}
-		po.Tombstones = t
+		po.Tombstones, r.tombs = t, t
 	}
 	r.res.NewestChange = newestChange(r.files, r.o.OrderBy)
 	r.pl = merge.NewPlanner(r.stored, r.mergeOptions(), r.files, po)
@@ -559,11 +562,7 @@ func (r *run) nextTombstones(p *merge.Plan) (bookmark.TombstoneSet, error) {
 	if r.o.TombstoneTTL <= 0 {
 		return bookmark.TombstoneSet{}, nil
 	}
-	prev, err := r.st.DecodedTombstones()
-	if err != nil {
-		return bookmark.TombstoneSet{}, r.tombstonesErr(err)
-	}
-	next, err := r.st.EncodeTombstones(p.NextTombstones(prev), r.d.Now(), r.o.TombstoneTTL)
+	next, err := r.st.EncodeTombstones(p.NextTombstones(r.tombs), r.d.Now(), r.o.TombstoneTTL)
 	if err != nil {
 		return bookmark.TombstoneSet{}, r.tombstonesErr(err)
 	}
